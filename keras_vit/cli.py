@@ -1,0 +1,62 @@
+"""The ``keras-vit`` command: one entry point, each subcommand imported only when it runs.
+
+Each subcommand lives in its own module with ``add_arguments(parser)`` and
+``run(args) -> int``; this file only names them.
+"""
+
+import argparse
+import importlib
+import importlib.util
+import sys
+
+# name: (module, one-line help)
+COMMANDS = {
+    "quickstart": ("keras_vit.quickstart", "train a small ViT on bundled digits, export int8 TFLite, run it"),
+    "models": ("keras_vit.cli_models", "list the registered ViT variants"),
+    "train": ("keras_vit.training.cli_train", "train a ViT with tf.distribute"),
+    "evaluate": ("keras_vit.training.cli_evaluate", "evaluate a saved .keras model"),
+    "finetune": ("keras_vit.training.cli_finetune", "fine-tune pretrained weights (the paper's transfer recipe)"),
+    "export": ("keras_vit.tflite.cli_export", "export a .keras model to TFLite or ONNX and verify it"),
+    "verify": ("keras_vit.tflite.cli_verify", "inspect and check a .tflite file"),
+    "predict": ("keras_vit.tflite.cli_predict", "classify an image with a .tflite model (LiteRT only)"),
+    "benchmark": ("keras_vit.tflite.cli_benchmark", "measure a .tflite model's latency"),
+}
+
+
+def _available():
+    names = {}
+    for name, (module, help_text) in COMMANDS.items():
+        try:
+            if importlib.util.find_spec(module) is not None:
+                names[name] = (module, help_text)
+        except ModuleNotFoundError:
+            continue
+    return names
+
+
+def build_parser(commands=None) -> argparse.ArgumentParser:
+    commands = _available() if commands is None else commands
+    parser = argparse.ArgumentParser(prog="keras-vit", description="Vision Transformers for Keras 3 and LiteRT.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in commands.items():
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        importlib.import_module(module).add_arguments(sub_parser)
+        sub_parser.set_defaults(_module=module)
+    return parser
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    commands = _available()
+    # Build only the parser of the command being run, so its imports are the only ones paid for.
+    chosen = {argv[0]: commands[argv[0]]} if argv and argv[0] in commands else commands
+    parser = build_parser(chosen)
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    return int(importlib.import_module(args._module).run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""LayerNorm (Ba et al., 2016) with ViT's epsilon and a converter-friendly form."""
+
+import keras
+from keras import ops
+
+from keras_vit.layers.formulation import current_formulation
+from keras_vit.serialization import register
+
+
+@register
+class LayerNorm(keras.layers.Layer):
+    """Layer normalization over the last axis, computed in float32.
+
+    Numerically the same as ``keras.layers.LayerNormalization(epsilon=...)``.
+    Under ``export_formulation()`` it is traced as
+    ``d = x - mean(x); d * rsqrt(mean(d * d) + eps) * gamma + beta``, which
+    TFLite quantizes to integer ops (the fused form leaves a float ``NEG``).
+    Under mixed precision the statistics are still computed in float32.
+
+    Args:
+        epsilon: added to the variance; ViT uses 1e-6 (Keras defaults to 1e-3).
+
+    Example:
+        >>> import numpy as np
+        >>> LayerNorm()(np.ones((2, 5, 8), "float32")).shape
+        (2, 5, 8)
+    """
+
+    def __init__(self, epsilon: float = 1e-6, **kwargs):
+        super().__init__(**kwargs)
+        if not epsilon > 0:
+            raise ValueError(f"epsilon must be > 0; received epsilon={epsilon}.")
+        self.epsilon = float(epsilon)
+
+    def build(self, input_shape):
+        dim = input_shape[-1]
+        if dim is None:
+            raise ValueError(f"LayerNorm needs a known last axis; received shape {input_shape}.")
+        self.gamma = self.add_weight(name="gamma", shape=(dim,), initializer="ones")
+        self.beta = self.add_weight(name="beta", shape=(dim,), initializer="zeros")
+
+    def call(self, inputs):
+        x = ops.cast(inputs, "float32")
+        gamma = ops.cast(self.gamma, "float32")
+        beta = ops.cast(self.beta, "float32")
+        if current_formulation()["layer_norm"] == "fused":
+            y = ops.layer_normalization(x, gamma, beta, axis=-1, epsilon=self.epsilon)
+        else:
+            d = x - ops.mean(x, axis=-1, keepdims=True)
+            variance = ops.mean(d * d, axis=-1, keepdims=True)
+            y = d * ops.rsqrt(variance + self.epsilon) * gamma + beta
+        return ops.cast(y, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}

@@ -1,0 +1,138 @@
+"""Named ViT variants in two notations, and ``create_model`` / ``list_models``.
+
+Widths, depths, heads and MLP sizes are Table 1 of the paper (Ti from DeiT /
+AugReg). Each variant has a canonical name (``vit_base_patch16_224``) and the
+paper's notation (``"B/16"``; ``"B/16@384"`` for another resolution).
+"""
+
+import difflib
+import fnmatch
+import re
+
+# name: (hidden_dim, num_layers, num_heads, mlp_dim)
+SIZES = {
+    "Ti": ("tiny", 192, 12, 3, 768),
+    "S": ("small", 384, 12, 6, 1536),
+    "B": ("base", 768, 12, 12, 3072),
+    "L": ("large", 1024, 24, 16, 4096),
+    "H": ("huge", 1280, 32, 16, 5120),
+}
+
+_VARIANTS = {}
+_NOTATION = {}
+
+
+def register_variant(name: str, notation=None, **config):
+    """Adds a named variant; ``create_model(name)`` builds it from ``config``."""
+    if name in _VARIANTS:
+        raise ValueError(f"Variant {name!r} is already registered.")
+    _VARIANTS[name] = dict(config)
+    if notation:
+        _NOTATION[notation] = name
+
+
+def _register_paper_variants():
+    for short, (long_name, dim, depth, heads, mlp) in SIZES.items():
+        dims = dict(hidden_dim=dim, num_layers=depth, num_heads=heads, mlp_dim=mlp)
+        patches = (14,) if short == "H" else (16, 32)
+        for patch in patches:
+            for size in (224,) if short == "H" else (224, 384):
+                notation = f"{short}/{patch}" + ("" if size == 224 else f"@{size}")
+                register_variant(
+                    f"vit_{long_name}_patch{patch}_{size}", notation,
+                    image_size=size, patch_size=patch, num_classes=1000, **dims,
+                )
+        if short in ("Ti", "S", "B"):  # CIFAR-sized: 32x32 images, 4x4 patches, 10 classes
+            register_variant(
+                f"vit_{long_name}_patch4_32", f"{short}/4",
+                image_size=32, patch_size=4, num_classes=10, **dims,
+            )
+
+
+_register_paper_variants()
+# The CIFAR benchmark model of benchmarks/: Ti width at half depth.
+register_variant(
+    "vit_cifar_patch4_32", None, image_size=32, patch_size=4, num_classes=10,
+    hidden_dim=192, num_layers=6, num_heads=3, mlp_dim=768,
+)
+# The quickstart model: 8x8 grayscale digits (scikit-learn's bundled data set).
+register_variant(
+    "vit_digits_patch2_8", None, image_size=8, patch_size=2, channels=1, num_classes=10,
+    hidden_dim=64, num_layers=4, num_heads=4, mlp_dim=256,
+)
+# A tiny model for tests: builds and runs in milliseconds.
+register_variant(
+    "vit_test", None, image_size=32, patch_size=8, num_classes=10,
+    hidden_dim=32, num_layers=2, num_heads=2, mlp_dim=128,
+)
+
+_NOTATION_RE = re.compile(r"^(Ti|S|B|L|H)/(\d+)(?:@(\d+))?$")
+
+
+def resolve_name(name: str) -> str:
+    """Returns the canonical variant name for ``name`` (either notation).
+
+    Raises:
+        ValueError: for an unknown name, listing the closest registered names.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"A variant name must be a string; received {name!r}.")
+    if name in _VARIANTS:
+        return name
+    if name in _NOTATION:
+        return _NOTATION[name]
+    known = sorted(_VARIANTS) + sorted(_NOTATION)
+    close = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise ValueError(
+        f"Unknown ViT variant {name!r}.{hint} "
+        f"keras_vit.list_models() lists all {len(_VARIANTS)} variants."
+    )
+
+
+def variant_config(name: str) -> dict:
+    """The constructor arguments of a registered variant (a copy)."""
+    return dict(_VARIANTS[resolve_name(name)])
+
+
+def list_models(pattern=None) -> list:
+    """Sorted canonical names of the registered variants, filtered by a glob.
+
+    Example:
+        >>> list_models("vit_tiny_*")[:2]
+        ['vit_tiny_patch16_224', 'vit_tiny_patch16_384']
+    """
+    names = sorted(_VARIANTS)
+    if pattern is None:
+        return names
+    return [n for n in names if fnmatch.fnmatch(n, pattern)]
+
+
+def notation_of(name: str):
+    """The paper notation of a variant (``"B/16"``), or ``None``."""
+    name = resolve_name(name)
+    return next((k for k, v in _NOTATION.items() if v == name), None)
+
+
+def create_model(name: str, **overrides):
+    """Builds a registered variant; keyword arguments override its config.
+
+    Args:
+        name: a canonical name (``"vit_tiny_patch16_224"``) or the paper's
+            notation (``"Ti/16"``, ``"B/16@384"``).
+        **overrides: any ``VisionTransformer`` argument, e.g. ``num_classes=10``.
+
+    Returns:
+        A ``keras_vit.VisionTransformer``.
+
+    Example:
+        >>> model = create_model("Ti/16", num_classes=10)
+        >>> model.count_params()
+        5526346
+    """
+    from keras_vit.model import VisionTransformer
+
+    canonical = resolve_name(name)
+    config = {**_VARIANTS[canonical], **overrides}
+    config.setdefault("name", canonical)
+    return VisionTransformer(**config)

@@ -1,0 +1,62 @@
+"""keras_vit: the Vision Transformer for Keras 3, from model.fit to int8 TFLite on edge devices.
+
+The repository keeps training/ and tflite/ at the top level; they install as
+keras_vit.training and keras_vit.tflite, so no generic top-level name
+(``training``, ``tflite``) lands in site-packages.
+"""
+
+import os
+
+from setuptools import setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOTS = {"keras_vit": "keras_vit", "keras_vit.training": "training", "keras_vit.tflite": "tflite"}
+
+
+def _packages():
+    found = []
+    for package, folder in ROOTS.items():
+        for dirpath, dirnames, filenames in os.walk(os.path.join(HERE, folder)):
+            dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+            if "__init__.py" in filenames:
+                rel = os.path.relpath(dirpath, os.path.join(HERE, folder))
+                found.append(package if rel == "." else package + "." + rel.replace(os.sep, "."))
+    return sorted(set(found))
+
+
+# Measured working together here: Python 3.11, see DEVELOPERS brief and README.
+TRAIN = [
+    "tensorflow==2.21.0",
+    "keras==3.15.1",
+    "tensorflow-datasets==4.9.10",
+    "numpy==2.4.6",
+    "pillow==13.0.0",
+    "tqdm==4.70.1",
+    "scikit-learn==1.9.1",
+]
+RUNTIME = ["ai-edge-litert==2.3.0", "numpy==2.4.6", "pillow==13.0.0"]
+EXPORT = ["tf2onnx==1.17.0", "onnx==1.23.2", "onnxruntime==1.32.0", "protobuf==7.36.2"]
+PLOT = ["matplotlib==3.11.2"]
+TEST = ["pytest==9.0.3"]
+
+setup(
+    name="keras-vit",
+    version="0.1.0",
+    description="Vision Transformer (ViT) for Keras 3: train with tf.distribute, ship int8 TFLite.",
+    long_description=open(os.path.join(HERE, "README.md"), encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11,<3.12",
+    packages=_packages(),
+    package_dir={p: f for p, f in ROOTS.items()},
+    package_data={"keras_vit.training": ["configs/*.py"]},
+    install_requires=TRAIN + RUNTIME,
+    extras_require={
+        "runtime": RUNTIME,
+        "export": EXPORT,
+        "plot": PLOT,
+        "test": TEST + EXPORT + PLOT,
+    },
+    entry_points={"console_scripts": ["keras-vit=keras_vit.cli:main"]},
+    license="Apache-2.0",
+    classifiers=["Programming Language :: Python :: 3.11", "Framework :: Keras"],
+)

@@ -1,0 +1,69 @@
+"""Shared fixtures: real CIFAR-10 images from ../shared/data, tiny models, subprocess helpers."""
+
+import os
+import subprocess
+import sys
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from keras_vit.datasets import CIFAR10_LABELS, cifar10_dir  # noqa: E402
+
+NO_CIFAR = (
+    "the shared CIFAR-10 archives are absent: set KERAS_VIT_DATA to the folder that holds "
+    "cifar10/cifar10-{train,test}.tar.gz (.ci/run points it at ../shared/data)"
+)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: takes more than ~20 s; still runs in CI")
+
+
+@pytest.fixture(scope="session")
+def cifar10_test_root():
+    root = cifar10_dir("test")
+    if root is None:
+        pytest.skip(NO_CIFAR)
+    return root
+
+
+@pytest.fixture(scope="session")
+def cifar10_train_root():
+    root = cifar10_dir("train")
+    if root is None:
+        pytest.skip(NO_CIFAR)
+    return root
+
+
+def read_image_folder(root, per_class, offset=0):
+    """uint8 images (N, H, W, 3) and labels from a class-folder tree, ``per_class`` from each class."""
+    from PIL import Image
+
+    images, labels = [], []
+    for label, name in enumerate(CIFAR10_LABELS):
+        files = sorted(os.listdir(os.path.join(root, name)))[offset : offset + per_class]
+        for file in files:
+            with Image.open(os.path.join(root, name, file)) as image:
+                images.append(np.asarray(image.convert("RGB")))
+            labels.append(label)
+    return np.stack(images), np.asarray(labels, np.int64)
+
+
+@pytest.fixture(scope="session")
+def cifar10_sample(cifar10_test_root):
+    """200 real CIFAR-10 test images (20 a class) as uint8 (200, 32, 32, 3) and their labels."""
+    return read_image_folder(cifar10_test_root, per_class=20)
+
+
+def run_python(code, *, env=None, timeout=600, cwd=None):
+    """Runs ``code`` in a fresh interpreter (TFLite conversions leak memory in-process)."""
+    full_env = {**os.environ, **(env or {})}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=full_env, timeout=timeout, cwd=cwd
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"subprocess failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result.stdout
