@@ -114,12 +114,14 @@ def notation_of(name: str):
     return next((k for k, v in _NOTATION.items() if v == name), None)
 
 
-def create_model(name: str, **overrides):
+def create_model(name: str, weights=None, **overrides):
     """Builds a registered variant; keyword arguments override its config.
 
     Args:
         name: a canonical name (``"vit_tiny_patch16_224"``) or the paper's
             notation (``"Ti/16"``, ``"B/16@384"``).
+        weights: optional path to a checkpoint (``.npz``, timm or Hugging Face
+            safetensors/``.pth``), loaded with ``keras_vit.weights.load_weights``.
         **overrides: any ``VisionTransformer`` argument, e.g. ``num_classes=10``.
 
     Returns:
@@ -135,4 +137,9 @@ def create_model(name: str, **overrides):
     canonical = resolve_name(name)
     config = {**_VARIANTS[canonical], **overrides}
     config.setdefault("name", canonical)
-    return VisionTransformer(**config)
+    model = VisionTransformer(**config)
+    if weights is not None:
+        from keras_vit.weights import load_weights
+
+        load_weights(model, weights)
+    return model
