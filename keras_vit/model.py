@@ -137,6 +137,31 @@ class VisionTransformer(keras.Model):
         self.drop_path_rate = drop_path_rate
         self.layer_norm_epsilon = layer_norm_epsilon
 
+    def __call__(self, *args, **kwargs):
+        images = args[0] if args else kwargs.get("inputs")
+        if hasattr(images, "shape"):
+            self._check_images(tuple(images.shape))
+        return super().__call__(*args, **kwargs)
+
+    def _check_images(self, shape):
+        expected = tuple(self.input_shape[1:])
+        where = f"{type(self).__name__} {self.name!r} expects channels-last images (batch,) + {expected}"
+        if len(shape) != 4:
+            hint = " Add a batch axis with x[None]." if len(shape) == 3 else ""
+            raise ValueError(f"{where}: rank 4; received rank {len(shape)}, shape {shape}.{hint}")
+        if shape[3] is not None and shape[3] != expected[2]:
+            raise ValueError(
+                f"{where}; received shape {shape} with {shape[3]} channel(s) instead of {expected[2]}. "
+                f"Convert the images (grayscale to RGB: np.repeat(x, 3, axis=-1); RGBA to RGB: x[..., :3]) "
+                f"or create the model with channels={shape[3]}."
+            )
+        if None not in shape[1:3] and tuple(shape[1:3]) != expected[:2]:
+            raise ValueError(
+                f"{where}; received images of {shape[1]}x{shape[2]}. Resize them to "
+                f"{expected[0]}x{expected[1]} or create the model with image_size={tuple(shape[1:3])} "
+                f"(and resample its position embeddings, see keras_vit.weights)."
+            )
+
     def get_config(self):
         return {
             "name": self.name,
