@@ -69,7 +69,7 @@ class VisionTransformer(keras.Model):
         >>> import numpy as np
         >>> model = VisionTransformer(image_size=32, patch_size=8, num_classes=10,
         ...                           hidden_dim=32, num_layers=2, num_heads=2, mlp_dim=64)
-        >>> model(np.zeros((1, 32, 32, 3), "float32")).shape
+        >>> tuple(model(np.zeros((1, 32, 32, 3), "float32")).shape)
         (1, 10)
 
     Reference:

@@ -19,7 +19,7 @@ class Preprocessing:
     Example:
         >>> import numpy as np
         >>> p = Preprocessing(image_size=32)
-        >>> p.normalize(np.full((32, 32, 3), 255, np.uint8)).max()
+        >>> float(p.normalize(np.full((32, 32, 3), 255, np.uint8)).max())
         1.0
     """
 

@@ -25,7 +25,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
 
     Example:
         >>> import numpy as np
-        >>> MultiHeadSelfAttention(num_heads=3)(np.zeros((2, 17, 192), "float32")).shape
+        >>> tuple(MultiHeadSelfAttention(num_heads=3)(np.zeros((2, 17, 192), "float32")).shape)
         (2, 17, 192)
     """
 

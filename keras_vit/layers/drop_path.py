@@ -18,7 +18,7 @@ class DropPath(keras.layers.Layer):
 
     Example:
         >>> import numpy as np
-        >>> DropPath(0.1)(np.ones((4, 3, 8), "float32")).shape
+        >>> tuple(DropPath(0.1)(np.ones((4, 3, 8), "float32")).shape)
         (4, 3, 8)
     """
 

@@ -28,7 +28,7 @@ class ClassificationHead(keras.layers.Layer):
 
     Example:
         >>> import numpy as np
-        >>> ClassificationHead(10)(np.zeros((2, 17, 64), "float32")).shape
+        >>> tuple(ClassificationHead(10)(np.zeros((2, 17, 64), "float32")).shape)
         (2, 10)
     """
 

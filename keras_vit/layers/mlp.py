@@ -16,7 +16,7 @@ class Mlp(keras.layers.Layer):
 
     Example:
         >>> import numpy as np
-        >>> Mlp(mlp_dim=768)(np.zeros((2, 17, 192), "float32")).shape
+        >>> tuple(Mlp(mlp_dim=768)(np.zeros((2, 17, 192), "float32")).shape)
         (2, 17, 192)
     """
 

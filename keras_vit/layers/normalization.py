@@ -22,7 +22,7 @@ class LayerNorm(keras.layers.Layer):
 
     Example:
         >>> import numpy as np
-        >>> LayerNorm()(np.ones((2, 5, 8), "float32")).shape
+        >>> tuple(LayerNorm()(np.ones((2, 5, 8), "float32")).shape)
         (2, 5, 8)
     """
 

@@ -33,7 +33,7 @@ class PatchEncoder(keras.layers.Layer):
     Example:
         >>> import numpy as np
         >>> patches = np.zeros((2, 196, 768), "float32")
-        >>> PatchEncoder(hidden_dim=192)(patches).shape
+        >>> tuple(PatchEncoder(hidden_dim=192)(patches).shape)
         (2, 197, 192)
     """
 

@@ -28,7 +28,7 @@ class TransformerBlock(keras.layers.Layer):
     Example:
         >>> import numpy as np
         >>> block = TransformerBlock(num_heads=3, mlp_dim=768)
-        >>> block(np.zeros((2, 197, 192), "float32")).shape
+        >>> tuple(block(np.zeros((2, 197, 192), "float32")).shape)
         (2, 197, 192)
     """
 
