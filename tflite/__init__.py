@@ -1,0 +1,19 @@
+"""Edge export of keras_vit models: TFLite (float, fp16, dynamic-range, int8, uint8, 16x8, Edge TPU) and ONNX.
+
+Modules, one role each:
+
+* :mod:`keras_vit.tflite.modes` - the export modes and their verification thresholds.
+* :mod:`keras_vit.tflite.images` - reading image files and folders with PIL (no TensorFlow).
+* :mod:`keras_vit.tflite.calibration` - representative images for full-integer quantization.
+* :mod:`keras_vit.tflite.contract` - the JSON file that travels beside a model (labels,
+  preprocessing, quantization of input and output), written atomically.
+* :mod:`keras_vit.tflite.graph` - the graph that gets traced for export (formulations).
+* :mod:`keras_vit.tflite.convert` - ``export_tflite``: Keras model -> ``.tflite``.
+* :mod:`keras_vit.tflite.inspection` - what is inside a ``.tflite`` file (ops, dtypes, Flex ops).
+* :mod:`keras_vit.tflite.verify` - ``verify_tflite``: inspection plus parity with Keras.
+* :mod:`keras_vit.tflite.runtime` - ``LiteRTModel``: runs a ``.tflite`` with ai_edge_litert alone.
+* :mod:`keras_vit.tflite.edgetpu` - Coral Edge TPU compatibility report.
+* :mod:`keras_vit.tflite.onnx_export` - ONNX through tf2onnx, checked with onnxruntime.
+
+Nothing is imported here, so ``import keras_vit.tflite.runtime`` on a device never loads TensorFlow.
+"""

@@ -1,0 +1,116 @@
+"""``keras-vit export MODEL OUTPUT --mode int8 --calibration FOLDER``: TFLite or ONNX, then verified.
+
+``MODEL`` is a ``.keras`` file or a registered variant name (random weights: for trying the
+pipeline). With ``--mode all`` every TFLite mode is written as ``OUTPUT_<mode>.tflite``. After each
+export the verifier runs on held-out images (``--verify-images``) and its table is printed; the
+command exits 1 when a check fails.
+"""
+
+import os
+
+from keras_vit.tflite.modes import MODES
+
+
+def add_arguments(parser):
+    parser.add_argument("model", help="a .keras file or a registered variant name (e.g. vit_test)")
+    parser.add_argument("output", help="output file (.tflite or .onnx); with --mode all, the stem of each file")
+    parser.add_argument("--format", choices=("tflite", "onnx"), default=None,
+                        help="default: from OUTPUT's extension")
+    parser.add_argument("--mode", default="int8", choices=sorted(MODES) + ["all"], help="TFLite mode (default int8)")
+    parser.add_argument("--calibration", default=None,
+                        help="image folder, or .npy of uint8 pixels / normalized float32 images (int modes)")
+    parser.add_argument("--calibration-size", type=int, default=300, help="calibration images used (default 300)")
+    parser.add_argument("--labels", default=None, help="text file with one class name a line, or a comma list")
+    parser.add_argument("--verify-images", default=None, help="held-out image folder for the parity check")
+    parser.add_argument("--verify-count", type=int, default=200, help="held-out images compared (default 200)")
+    parser.add_argument("--attention", choices=("batch_matmul", "per_head"), default=None,
+                        help="attention formulation of the traced graph (default per mode)")
+    parser.add_argument("--gelu", choices=("erf", "tanh", "sigmoid"), default=None,
+                        help="GELU formulation of the traced graph (default per mode)")
+    parser.add_argument("--per-tensor", action="store_true", help="per-tensor instead of per-channel weights")
+    parser.add_argument("--threads", type=int, default=2, help="interpreter threads for verification")
+
+
+def _labels(value):
+    if value is None:
+        return None
+    if os.path.isfile(value):
+        with open(value, encoding="utf-8") as handle:
+            return [line.strip() for line in handle if line.strip()]
+    return [part.strip() for part in value.split(",")]
+
+
+def _calibration(value):
+    if value is None or os.path.isdir(value):
+        return value
+    if value.endswith((".npy", ".npz")) and os.path.isfile(value):
+        import numpy as np
+
+        data = np.load(value)
+        return data[data.files[0]] if hasattr(data, "files") else data
+    raise ValueError(f"--calibration must be an image folder or a .npy/.npz file; received {value!r}.")
+
+
+def load_model(value):
+    """A ``.keras`` file, or a registered variant built with random weights."""
+    import keras
+
+    import keras_vit
+
+    if os.path.isfile(value):
+        return keras.models.load_model(value, compile=False)
+    if value.endswith(".keras"):
+        raise FileNotFoundError(f"Model file not found: {value!r}.")
+    print(f"note: {value!r} is not a file; building the registered variant with random weights")
+    return keras_vit.create_model(value)
+
+
+def run(args) -> int:
+    import numpy as np
+
+    from keras_vit.tflite.graph import Formulation
+
+    fmt = args.format or ("onnx" if args.output.endswith(".onnx") else "tflite")
+    model = load_model(args.model)
+    labels = _labels(args.labels)
+    verify_images = None
+    if args.verify_images:
+        from keras_vit.tflite.images import read_image_folder
+
+        size, channels = tuple(model.input_shape[1:3]), model.input_shape[3]
+        verify_images, verify_labels, _ = read_image_folder(args.verify_images, size, channels,
+                                                            limit=args.verify_count, seed=1)
+        verify_labels = verify_labels if (verify_labels >= 0).all() else None
+    if fmt == "onnx":
+        from keras_vit.tflite.onnx_export import export_onnx
+
+        report = export_onnx(model, args.output, images=verify_images, labels=labels)
+        for key, value in report.items():
+            print(f"{key:<16} {value}")
+        return 0 if report.get("ok", True) else 1
+
+    from keras_vit.tflite.convert import DEFAULT_FORMULATIONS, export_tflite
+    from keras_vit.tflite.verify import verify_tflite
+
+    modes = sorted(MODES) if args.mode == "all" else [args.mode]
+    calibration = _calibration(args.calibration)
+    failed = 0
+    for mode in modes:
+        path = args.output
+        if len(modes) > 1:
+            path = f"{os.path.splitext(args.output)[0]}_{mode}.tflite"
+        base = DEFAULT_FORMULATIONS[mode]
+        formulation = Formulation(attention=args.attention or base.attention, gelu=args.gelu or base.gelu)
+        report = export_tflite(model, path, mode=mode, calibration=calibration, labels=labels,
+                               calibration_size=args.calibration_size, formulation=formulation,
+                               per_channel=not args.per_tensor)
+        print(f"wrote {report['path']} ({report['size_bytes'] / 1024:.1f} KiB) and {report['contract_path']} "
+              f"in {report['seconds']:.1f} s")
+        result = verify_tflite(path, model=model if verify_images is not None else None,
+                               images=verify_images, labels=verify_labels if verify_images is not None else None,
+                               num_threads=args.threads)
+        print(result.table())
+        failed += not result.ok
+    return 1 if failed else 0
+
+

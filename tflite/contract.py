@@ -1,0 +1,131 @@
+"""The JSON file beside an exported model: labels, preprocessing, input/output quantization.
+
+An app needs exactly this to use the model without our code::
+
+    model.tflite
+    model.json   {"format": "keras_vit.edge/1", "mode": "int8", "labels": [...],
+                  "preprocessing": {"image_size": [32, 32], "channels": 3, "mean": [...], "std": [...]},
+                  "input": {"name": "images", "shape": [1, 32, 32, 3], "dtype": "int8",
+                            "scale": 0.0078, "zero_point": -1, "layout": "NHWC"},
+                  "output": {"name": "logits", "shape": [1, 10], "dtype": "int8", "scale": ..., ...},
+                  "sha256": "<of model.tflite>"}
+
+The quantized input is ``round(((pixel / 255 - mean) / std) / scale) + zero_point``. Both files are
+written to a temporary name and moved into place with ``os.replace``, so an interrupted export never
+leaves a half-written file. NumPy-free.
+"""
+
+import hashlib
+import json
+import os
+import tempfile
+
+FORMAT = "keras_vit.edge/1"
+
+
+def contract_path(model_path) -> str:
+    """``model.tflite`` -> ``model.json`` (the contract beside it)."""
+    root, _ = os.path.splitext(os.fspath(model_path))
+    return root + ".json"
+
+
+def atomic_write(path, data) -> None:
+    """Writes ``data`` (bytes or str) to ``path`` through a temporary file and ``os.replace``."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    mode = "wb" if isinstance(data, (bytes, bytearray)) else "w"
+    fd, temporary = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".partial", dir=directory)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes 0600; a model file is meant to be shared
+        with os.fdopen(fd, mode) as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def sha256_of(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_labels(labels, num_outputs: int, where: str = "labels") -> list:
+    """Returns ``labels`` as a list of strings, or raises when their count does not match the outputs."""
+    if labels is None:
+        return [str(i) for i in range(num_outputs)]
+    if isinstance(labels, (str, bytes)) or not hasattr(labels, "__len__"):
+        raise ValueError(f"{where} must be a list of class names; received {type(labels).__name__} {labels!r:.80}.")
+    labels = [str(label) for label in labels]
+    if len(labels) != num_outputs:
+        raise ValueError(
+            f"{where} has {len(labels)} names but the model has {num_outputs} outputs. "
+            f"Pass exactly {num_outputs} class names, in output order."
+        )
+    return labels
+
+
+def read_contract(path) -> dict:
+    """Reads and checks a contract JSON file.
+
+    Raises:
+        FileNotFoundError: when the file is missing.
+        ValueError: when it is not JSON or not a keras_vit contract.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"Model contract {path!r} not found. It is written beside the .tflite by `keras-vit export`; "
+            f"copy it together with the model."
+        )
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"Model contract {path!r} is not valid JSON ({error}). Re-export the model.") from error
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ValueError(f"{path!r} is not a keras_vit model contract (expected \"format\": {FORMAT!r}).")
+    for key in ("preprocessing", "input", "output", "labels"):
+        if key not in data:
+            raise ValueError(f"Model contract {path!r} has no {key!r} field. Re-export the model.")
+    return data
+
+
+def tensor_entry(detail: dict, name: str) -> dict:
+    """The contract's description of an input or output tensor from interpreter details."""
+    scale, zero_point = detail["quantization"]
+    return {
+        "name": name,
+        "shape": [int(s) for s in detail["shape"]],
+        "dtype": detail["dtype"].__name__ if hasattr(detail["dtype"], "__name__") else str(detail["dtype"]),
+        "scale": float(scale),
+        "zero_point": int(zero_point),
+        "layout": "NHWC" if len(detail["shape"]) == 4 else None,
+    }
+
+
+def write_contract(model_path, mode: str, preprocessing: dict, labels: list, input_entry: dict,
+                   output_entry: dict, extra=None) -> str:
+    """Writes the contract for ``model_path`` atomically; returns its path."""
+    data = {
+        "format": FORMAT,
+        "mode": mode,
+        "labels": list(labels),
+        "preprocessing": preprocessing,
+        "input": input_entry,
+        "output": output_entry,
+        "sha256": sha256_of(model_path),
+        **(extra or {}),
+    }
+    path = contract_path(model_path)
+    atomic_write(path, json.dumps(data, indent=2) + "\n")
+    return path

@@ -1,0 +1,164 @@
+"""``export_tflite``: a Keras ViT -> ``.tflite`` in one of seven modes, plus its JSON contract.
+
+The model is traced with a batch-1 fixed signature (input ``images``, output ``logits``) in the
+export formulation (decomposed LayerNorm; GELU per :mod:`keras_vit.tflite.graph`), written as a
+SavedModel, and converted with ``tf.lite.TFLiteConverter`` using TFLite builtin ops only: an op
+that would need Flex (``SELECT_TF_OPS``) makes the export fail with a message naming it.
+
+Example:
+    >>> import keras_vit
+    >>> from keras_vit.tflite.convert import export_tflite
+    >>> model = keras_vit.create_model("vit_test")
+    >>> report = export_tflite(model, "/tmp/vit_test.tflite", mode="float32")   # doctest: +SKIP
+    >>> report["ops"]["FULLY_CONNECTED"]                                          # doctest: +SKIP
+    10
+"""
+
+import os
+import re
+import tempfile
+import time
+
+from keras_vit.tflite.graph import Formulation
+from keras_vit.tflite.modes import get_mode
+
+# The graph each mode traces by default (see graph.py and benchmarks/RESULTS_tflite.md).
+DEFAULT_FORMULATIONS = {
+    "float32": Formulation(),
+    "float16": Formulation(),
+    "dynamic": Formulation(),
+    "int8": Formulation(),
+    "uint8": Formulation(),
+    "int16x8": Formulation(),
+    "edgetpu": Formulation(gelu="sigmoid"),
+}
+
+
+class ExportError(RuntimeError):
+    """The converter could not produce a builtin-only model (names the offending ops)."""
+
+
+def _converter(saved_model_dir, mode, images, per_channel):
+    import tensorflow as tf
+
+    from keras_vit.tflite.calibration import representative_dataset
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    converter.experimental_enable_resource_variables = False
+    if mode.name == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif mode.name == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif mode.needs_calibration:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative_dataset(images, f"calibrating {mode.name}")
+        if mode.name == "int16x8":
+            converter.target_spec.supported_ops = [
+                tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+            ]
+        else:
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            io_type = {"int8": tf.int8, "uint8": tf.uint8}[mode.io_dtype]
+            converter.inference_input_type = io_type
+            converter.inference_output_type = io_type
+        if not per_channel:
+            converter._experimental_disable_per_channel = True
+    return converter
+
+
+def _convert(converter) -> bytes:
+    try:
+        return converter.convert()
+    except Exception as error:  # ConverterError, RuntimeError from the calibrator
+        message = str(error)
+        ops = sorted(set(re.findall(r"'(tf\.\w+)' op is neither a custom op nor a flex op", message)))
+        if ops:
+            raise ExportError(
+                f"The model needs TensorFlow ops that TFLite has no builtin kernel for: {', '.join(ops)}. "
+                f"Edge models may not use Flex (SELECT_TF_OPS). Export inside "
+                f"keras_vit.layers.export_formulation() or change the layer that emits them."
+            ) from error
+        raise ExportError(f"TFLite conversion failed: {message.strip()[-2000:]}") from error
+
+
+def export_tflite(model, output_path, mode: str = "int8", calibration=None, preprocessing=None, labels=None, *,
+                  calibration_size: int = 300, formulation=None, per_channel: bool = True) -> dict:
+    """Converts ``model`` to ``output_path`` (.tflite) and writes ``<stem>.json`` beside it.
+
+    Args:
+        model: a ``keras_vit.VisionTransformer`` (or a functional model built from its layers).
+        output_path: where the ``.tflite`` goes; the contract goes to the same stem with ``.json``.
+        mode: ``"float32"``, ``"float16"``, ``"dynamic"``, ``"int8"``, ``"uint8"``, ``"int16x8"`` or
+            ``"edgetpu"`` (see :mod:`keras_vit.tflite.modes`).
+        calibration: representative images for the full-integer modes: a normalized float32 or uint8
+            array ``(N, H, W, C)``, an iterable of arrays, or an image folder path.
+        preprocessing: the input contract (``keras_vit.preprocessing.Preprocessing`` or its dict);
+            default ``Preprocessing.for_model(model)``.
+        labels: class names in output order (default ``"0"``, ``"1"``, ...).
+        calibration_size: at most this many calibration images are used.
+        formulation: a :class:`keras_vit.tflite.graph.Formulation`; default per mode.
+        per_channel: per-channel weight scales (default) or per-tensor.
+
+    Returns:
+        ``{"path", "contract_path", "mode", "size_bytes", "ops", "seconds", "calibration_images"}``.
+
+    Raises:
+        ValueError: for a bad mode, labels that do not match the outputs, or bad calibration data.
+        ExportError: when the conversion fails or would need Flex ops.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    from keras_vit.preprocessing import Preprocessing
+    from keras_vit.tflite.calibration import calibration_images
+    from keras_vit.tflite.contract import atomic_write, check_labels, tensor_entry, write_contract
+    from keras_vit.tflite.inspection import inspect_bytes
+
+    mode = get_mode(mode)
+    output_path = os.fspath(output_path)
+    if not output_path.endswith(".tflite"):
+        raise ValueError(f"output_path must end with .tflite; received output_path={output_path!r}.")
+    if isinstance(preprocessing, dict):
+        preprocessing = Preprocessing.from_dict(preprocessing)
+    preprocessing = preprocessing or Preprocessing.for_model(model)
+    expected = tuple(model.input_shape[1:])
+    if tuple(preprocessing.image_size) + (preprocessing.channels,) != expected:
+        raise ValueError(
+            f"preprocessing describes {preprocessing.image_size}x{preprocessing.channels} images but the model "
+            f"takes {expected}; pass Preprocessing.for_model(model)."
+        )
+    num_outputs = int(model.output_shape[-1])
+    labels = check_labels(labels, num_outputs)
+    images = calibration_images(calibration, preprocessing, calibration_size) if mode.needs_calibration else None
+    formulation = formulation or DEFAULT_FORMULATIONS[mode.name]
+
+    start = time.perf_counter()
+    from keras_vit.tflite.graph import write_saved_model
+
+    with tempfile.TemporaryDirectory(prefix="keras_vit_export_") as saved_model_dir:
+        write_saved_model(model, saved_model_dir, formulation)
+        data = _convert(_converter(saved_model_dir, mode, images, per_channel))
+    info = inspect_bytes(data, output_path)
+    if info.flex_ops() or info.custom_ops():
+        raise ExportError(f"The converted model contains non-builtin ops {info.flex_ops() + info.custom_ops()}.")
+    interpreter = Interpreter(model_content=data)
+    input_detail, output_detail = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    if int(output_detail["shape"][-1]) != num_outputs:
+        raise ExportError(f"Converted model has {output_detail['shape']} outputs; expected {num_outputs}.")
+    atomic_write(output_path, data)
+    contract = write_contract(
+        output_path, mode.name, preprocessing.to_dict(), labels,
+        tensor_entry(input_detail, "images"), tensor_entry(output_detail, "logits"),
+        extra={"model": getattr(model, "name", None), "formulation": vars(formulation).copy(),
+               "per_channel": per_channel, "calibration_images": 0 if images is None else len(images)},
+    )
+    return {
+        "path": output_path,
+        "contract_path": contract,
+        "mode": mode.name,
+        "size_bytes": len(data),
+        "ops": dict(info.op_counts()),
+        "seconds": round(time.perf_counter() - start, 2),
+        "calibration_images": 0 if images is None else len(images),
+    }

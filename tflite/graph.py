@@ -1,0 +1,128 @@
+"""The graph that is traced for export: the model's own call, or a re-formulation with the same weights.
+
+``keras_vit.layers`` traces LayerNorm and GELU in converter-friendly forms inside
+``export_formulation()``. For integer inference on a CPU (XNNPACK) and for the Edge TPU a few
+more choices matter, and they are made here, at trace time, without touching the model or its
+weights:
+
+* ``attention="batch_matmul"``: the model's own attention (``q k^T`` and ``attn v`` become
+  ``BATCH_MATMUL``). ``"per_head"``: each head's two products are traced as 2-D matmuls, so the
+  converter emits ``FULLY_CONNECTED`` ops with an activation as the "weights" operand.
+* ``gelu``: ``"erf"`` (exact; the converter fuses it into the builtin ``GELU``), ``"tanh"`` (the
+  tanh approximation; also fused into ``GELU``), ``"sigmoid"`` (the same tanh approximation
+  written as ``x * sigmoid(2 * sqrt(2/pi) * (x + 0.044715 x^3))``, an identity, which the
+  converter leaves as ``MUL`` / ``ADD`` / ``LOGISTIC``: ops the Edge TPU compiler and XNNPACK's
+  int8 kernels take).
+
+``"keras"`` formulation = the model's call traced in ``export_formulation(gelu)``.
+
+Example:
+    >>> fn = serving_function(model, Formulation(gelu="sigmoid"))     # doctest: +SKIP
+"""
+
+import dataclasses
+import math
+
+ATTENTIONS = ("batch_matmul", "per_head")
+GELUS = ("erf", "tanh", "sigmoid")
+
+
+@dataclasses.dataclass(frozen=True)
+class Formulation:
+    """How attention and GELU are written in the exported graph (see the module docstring)."""
+
+    attention: str = "batch_matmul"
+    gelu: str = "erf"
+
+    def __post_init__(self):
+        if self.attention not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {ATTENTIONS}; received attention={self.attention!r}.")
+        if self.gelu not in GELUS:
+            raise ValueError(f"gelu must be one of {GELUS}; received gelu={self.gelu!r}.")
+
+    @property
+    def uses_model_call(self) -> bool:
+        return self.attention == "batch_matmul" and self.gelu in ("erf", "tanh")
+
+
+def _gelu(x, form):
+    import tensorflow as tf
+
+    if form == "sigmoid":
+        c = 2.0 * math.sqrt(2.0 / math.pi)
+        return x * tf.sigmoid(c * (x + 0.044715 * (x * x * x)))
+    if form == "tanh":
+        return 0.5 * x * (1.0 + tf.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * (x * x * x))))
+    return 0.5 * x * (1.0 + tf.math.erf(x * (1.0 / math.sqrt(2.0))))
+
+
+def _attention(layer, tokens, form):
+    import tensorflow as tf
+
+    num_tokens, dim = tokens.shape[1], tokens.shape[2]
+    heads, head_dim = layer.num_heads, dim // layer.num_heads
+    qkv = layer.qkv(tokens)  # (1, N, 3D): [q | k | v], heads contiguous inside each
+    if form == "batch_matmul":
+        qkv = tf.transpose(tf.reshape(qkv, (-1, num_tokens, 3, heads, head_dim)), (2, 0, 3, 1, 4))
+        query, key, value = qkv[0] * (head_dim**-0.5), qkv[1], qkv[2]
+        weights = tf.nn.softmax(tf.matmul(query, key, transpose_b=True), axis=-1)
+        attended = tf.reshape(tf.transpose(tf.matmul(weights, value), (0, 2, 1, 3)), (-1, num_tokens, dim))
+        return layer.proj(attended)
+    qkv = tf.reshape(qkv, (num_tokens, 3 * dim))  # batch 1: a 2-D matrix
+    outputs = []
+    for h in range(heads):
+        query = qkv[:, h * head_dim:(h + 1) * head_dim] * (head_dim**-0.5)
+        key = qkv[:, dim + h * head_dim:dim + (h + 1) * head_dim]
+        value = qkv[:, 2 * dim + h * head_dim:2 * dim + (h + 1) * head_dim]
+        weights = tf.nn.softmax(tf.matmul(query, key, transpose_b=True), axis=-1)  # (N, N)
+        outputs.append(tf.matmul(weights, value))  # (N, head_dim)
+    attended = tf.reshape(tf.concat(outputs, axis=-1), (1, num_tokens, dim))
+    return layer.proj(attended)
+
+
+def _block(block, tokens, formulation):
+    tokens = tokens + _attention(block.attention, block.norm1(tokens), formulation.attention)
+    mlp = block.mlp
+    return tokens + mlp.fc2(_gelu(mlp.fc1(block.norm2(tokens)), formulation.gelu))
+
+
+def _head(head, tokens, formulation):
+    import tensorflow as tf
+
+    tokens = head.norm(tokens)
+    x = tokens[:, 0] if head.pooling == "token" else tf.reduce_mean(tokens[:, 1:], axis=1)
+    if head.pre_logits is not None:
+        x = _gelu(head.pre_logits(x), formulation.gelu)
+    return head.head(x) if head.head is not None else x
+
+
+def forward(model, images, formulation: Formulation):
+    """The ViT forward pass at inference, written with ``formulation`` on the model's own layers."""
+    from keras_vit.layers import export_formulation
+
+    with export_formulation(gelu="tanh" if formulation.gelu == "tanh" else "erf", layer_norm="decomposed"):
+        if formulation.uses_model_call:
+            return model(images, training=False)
+        x = model.get_layer("patch_encoder")(model.get_layer("patches")(images))
+        for i in range(model.num_layers):
+            x = _block(model.get_layer(f"block_{i}"), x, formulation)
+        return _head(model.get_layer("head"), x, formulation)
+
+
+def write_saved_model(model, directory: str, formulation: Formulation, input_name: str = "images",
+                      output_name: str = "logits") -> None:
+    """Traces ``forward`` with a batch-1 fixed signature and writes a SavedModel (variables frozen later)."""
+    import keras
+    import tensorflow as tf
+
+    shape = (1,) + tuple(model.input_shape[1:])
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+
+    def serve(images):
+        return {output_name: forward(model, images, formulation)}
+
+    archive.add_endpoint(
+        "serving_default", serve, input_signature=[tf.TensorSpec(shape, tf.float32, name=input_name)]
+    )
+    archive.write_out(directory, verbose=False)

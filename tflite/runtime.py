@@ -1,0 +1,175 @@
+"""``LiteRTModel``: run an exported ``.tflite`` with ai_edge_litert, NumPy and PIL only (no TensorFlow).
+
+This is what runs on a Raspberry Pi or in a CI job without TensorFlow: it reads the model and its
+JSON contract, preprocesses an image file per the contract (size, mean, std, input scale and zero
+point), runs it, and dequantizes the output.
+
+Example:
+    >>> from keras_vit.tflite.runtime import LiteRTModel
+    >>> model = LiteRTModel("vit_int8.tflite", num_threads=2)       # doctest: +SKIP
+    >>> model.classify("cat.jpg", top_k=3)                          # doctest: +SKIP
+    [('cat', 0.91), ('dog', 0.05), ('deer', 0.01)]
+    >>> model.benchmark(runs=50)["p50_ms"]                          # doctest: +SKIP
+    4.1
+"""
+
+import os
+import time
+
+import numpy as np
+
+from keras_vit.preprocessing import Preprocessing
+from keras_vit.tflite.contract import check_labels, contract_path, read_contract, sha256_of
+from keras_vit.tflite.inspection import read_model_bytes
+
+
+def quantize(x: np.ndarray, dtype, scale: float, zero_point: int) -> np.ndarray:
+    """float -> integer tensor values, ``round(x / scale) + zero_point`` clipped to the dtype."""
+    dtype = np.dtype(dtype)
+    if not np.issubdtype(dtype, np.integer):
+        return x.astype(dtype)
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale) + zero_point, info.min, info.max).astype(dtype)
+
+
+def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """integer tensor values -> float32; float tensors pass through."""
+    if not np.issubdtype(q.dtype, np.integer) or scale == 0:
+        return q.astype(np.float32)
+    return ((q.astype(np.float32) - zero_point) * scale).astype(np.float32)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+class LiteRTModel:
+    """A ``.tflite`` classifier with its contract, run by the LiteRT interpreter.
+
+    Args:
+        path: the ``.tflite`` file; ``<stem>.json`` beside it supplies labels and preprocessing
+            (without it: labels ``"0".."n-1"`` and the default contract for the input shape).
+        num_threads: CPU threads for the interpreter (and XNNPACK).
+        contract: an explicit contract path (default: beside the model).
+
+    Raises:
+        FileNotFoundError: missing model file.
+        ValueError: a file that is not a TFLite model, a contract whose labels do not match the
+            outputs or that belongs to another model file.
+    """
+
+    def __init__(self, path, num_threads: int = 2, contract=None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.path = os.fspath(path)
+        if not isinstance(num_threads, int) or num_threads < 1:
+            raise ValueError(f"num_threads must be a positive integer; received num_threads={num_threads!r}.")
+        self.num_threads = num_threads
+        data = read_model_bytes(self.path)
+        try:
+            self.interpreter = Interpreter(model_content=data, num_threads=num_threads)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as error:
+            raise ValueError(
+                f"LiteRT cannot load {self.path!r}: {error}. The file is corrupt or uses ops this runtime lacks "
+                f"(Flex ops need TensorFlow); re-export it with `keras-vit export`."
+            ) from error
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        num_outputs = int(self.output["shape"][-1])
+        contract = contract or contract_path(self.path)
+        self.contract = None
+        if contract and os.path.isfile(contract):
+            self.contract = read_contract(contract)
+            recorded = self.contract.get("sha256")
+            if recorded and recorded != sha256_of(self.path):
+                raise ValueError(
+                    f"Contract {contract!r} was written for a different model file than {self.path!r} "
+                    f"(sha256 mismatch). Copy the .tflite and .json from the same export."
+                )
+            self.labels = check_labels(self.contract["labels"], num_outputs, where=f"labels in {contract!r}")
+            self.preprocessing = Preprocessing.from_dict(self.contract["preprocessing"])
+        else:
+            self.labels = check_labels(None, num_outputs)
+            height, width, channels = (int(s) for s in self.input["shape"][1:])
+            self.preprocessing = Preprocessing(image_size=(height, width), channels=channels)
+        self.mode = self.contract["mode"] if self.contract else None
+
+    @property
+    def input_shape(self) -> tuple:
+        return tuple(int(s) for s in self.input["shape"])
+
+    def delegate_partitions(self) -> int:
+        """How many DELEGATE nodes (XNNPACK partitions) the interpreter built."""
+        return sum(op["op_name"] == "DELEGATE" for op in self.interpreter._get_ops_details())
+
+    def _run_one(self, image: np.ndarray) -> np.ndarray:
+        scale, zero_point = self.input["quantization"]
+        self.interpreter.set_tensor(self.input["index"], quantize(image[None], self.input["dtype"], scale, zero_point))
+        self.interpreter.invoke()
+        out = self.interpreter.get_tensor(self.output["index"])
+        return dequantize(out, *self.output["quantization"])[0]
+
+    def predict(self, images) -> np.ndarray:
+        """Logits (dequantized float32) for a batch.
+
+        Args:
+            images: uint8 pixels ``(N, H, W, C)`` (normalized here by the contract) or float32 images
+                already normalized; a single image ``(H, W, C)`` is accepted too.
+
+        Returns:
+            float32 ``(N, num_classes)``.
+        """
+        images = np.asarray(images)
+        if images.ndim == 3:
+            images = images[None]
+        expected = self.input_shape[1:]
+        if images.ndim != 4 or tuple(images.shape[1:]) != expected:
+            raise ValueError(f"images must have shape (N, {', '.join(map(str, expected))}); received {images.shape}.")
+        if images.dtype == np.uint8:
+            images = self.preprocessing.normalize(images)
+        elif not np.issubdtype(images.dtype, np.floating):
+            raise ValueError(f"images must be uint8 pixels or normalized floats; received dtype {images.dtype}.")
+        return np.stack([self._run_one(image.astype(np.float32)) for image in images])
+
+    def classify(self, image_path, top_k: int = 5) -> list:
+        """``[(label, probability), ...]`` for one image file, best first."""
+        from keras_vit.tflite.images import load_image
+
+        p = self.preprocessing
+        pixels = load_image(image_path, p.image_size, p.channels, p.interpolation)
+        probabilities = softmax(self.predict(pixels[None])[0])
+        order = np.argsort(-probabilities)[: max(1, int(top_k))]
+        return [(self.labels[i], float(probabilities[i])) for i in order]
+
+    def benchmark(self, runs: int = 50, warmup: int = 5) -> dict:
+        """Batch-1 latency of ``invoke()`` on a fixed input, like LiteRT's ``benchmark_model``.
+
+        Returns:
+            ``{"p50_ms", "p90_ms", "mean_ms", "min_ms", "runs", "warmup", "num_threads"}``.
+        """
+        if runs < 1 or warmup < 0:
+            raise ValueError(f"runs must be >= 1 and warmup >= 0; received runs={runs}, warmup={warmup}.")
+        rng = np.random.default_rng(0)
+        image = self.preprocessing.normalize(rng.integers(0, 256, self.input_shape[1:], dtype=np.uint8))
+        scale, zero_point = self.input["quantization"]
+        self.interpreter.set_tensor(self.input["index"], quantize(image[None], self.input["dtype"], scale, zero_point))
+        for _ in range(warmup):
+            self.interpreter.invoke()
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            self.interpreter.invoke()
+            times.append((time.perf_counter() - start) * 1e3)
+        times = np.asarray(times)
+        return {
+            "p50_ms": float(np.percentile(times, 50)),
+            "p90_ms": float(np.percentile(times, 90)),
+            "mean_ms": float(times.mean()),
+            "min_ms": float(times.min()),
+            "runs": runs,
+            "warmup": warmup,
+            "num_threads": self.num_threads,
+        }
