@@ -56,7 +56,8 @@ class VisionTransformer(keras.Model):
         channels: input channels (3 for RGB).
         position_embedding: ``"learned"`` or ``"sincos"``.
         pooling: ``"token"`` ([class] token) or ``"gap"`` (mean of patch tokens).
-        representation_size: optional pre-logits width (Linear-GELU-Linear head).
+        representation_size: optional pre-logits width (Linear-activation-Linear head).
+        representation_activation: ``"gelu"`` or ``"tanh"`` (the original ViT / timm pre-logits) after it.
         dropout_rate: dropout after the embeddings, in blocks and before the head.
         attention_dropout_rate: dropout on attention weights.
         drop_path_rate: stochastic depth, rising linearly to this rate at the last block.
@@ -94,6 +95,7 @@ class VisionTransformer(keras.Model):
         attention_dropout_rate: float = 0.0,
         drop_path_rate: float = 0.0,
         layer_norm_epsilon: float = 1e-6,
+        representation_activation: str = "gelu",
         dtype=None,
         **kwargs,
     ):
@@ -117,7 +119,7 @@ class VisionTransformer(keras.Model):
             )(x)
         outputs = ClassificationHead(
             num_classes, pooling, representation_size, dropout_rate, layer_norm_epsilon,
-            dtype=dtype, name="head",
+            representation_activation, dtype=dtype, name="head",
         )(x)
         super().__init__(inputs=images, outputs=outputs, dtype=dtype, **kwargs)
 
@@ -132,6 +134,7 @@ class VisionTransformer(keras.Model):
         self.position_embedding = position_embedding
         self.pooling = pooling
         self.representation_size = representation_size
+        self.representation_activation = representation_activation
         self.dropout_rate = dropout_rate
         self.attention_dropout_rate = attention_dropout_rate
         self.drop_path_rate = drop_path_rate
@@ -178,6 +181,7 @@ class VisionTransformer(keras.Model):
             "position_embedding": self.position_embedding,
             "pooling": self.pooling,
             "representation_size": self.representation_size,
+            "representation_activation": self.representation_activation,
             "dropout_rate": self.dropout_rate,
             "attention_dropout_rate": self.attention_dropout_rate,
             "drop_path_rate": self.drop_path_rate,

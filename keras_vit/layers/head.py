@@ -17,12 +17,14 @@ class ClassificationHead(keras.layers.Layer):
     LayerNorm on all tokens, then the [class] token (``pooling="token"``, the
     paper's default) or the mean of the patch tokens (``"gap"``), then
     ``Dense(num_classes)``; with ``representation_size`` a
-    ``Dense(representation_size) -> GELU`` comes first (the pre-logits layer).
+    ``Dense(representation_size) -> activation`` comes first (the pre-logits layer;
+    GELU, or tanh as in the original ViT and timm checkpoints).
 
     Args:
         num_classes: number of output logits; 0 returns the pooled features.
         pooling: ``"token"`` or ``"gap"``.
         representation_size: hidden size of the optional pre-logits layer.
+        representation_activation: ``"gelu"`` or ``"tanh"`` after the pre-logits layer.
         dropout_rate: dropout before the final ``Dense`` while training.
         layer_norm_epsilon: epsilon of the final LayerNorm.
 
@@ -39,9 +41,16 @@ class ClassificationHead(keras.layers.Layer):
         representation_size=None,
         dropout_rate: float = 0.0,
         layer_norm_epsilon: float = 1e-6,
+        representation_activation: str = "gelu",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if representation_activation not in ("gelu", "tanh"):
+            raise ValueError(
+                f"representation_activation must be 'gelu' or 'tanh'; "
+                f"received representation_activation={representation_activation!r}."
+            )
+        self.representation_activation = representation_activation
         if not isinstance(num_classes, int) or num_classes < 0:
             raise ValueError(f"num_classes must be an integer >= 0; received num_classes={num_classes!r}.")
         if pooling not in POOLINGS:
@@ -79,7 +88,8 @@ class ClassificationHead(keras.layers.Layer):
         tokens = self.norm(tokens)
         x = tokens[:, 0] if self.pooling == "token" else ops.mean(tokens[:, 1:], axis=1)
         if self.pre_logits is not None:
-            x = gelu(self.pre_logits(x))
+            x = self.pre_logits(x)
+            x = ops.tanh(x) if self.representation_activation == "tanh" else gelu(x)
         if self.head is not None:
             x = self.head(self.dropout(x, training=training))
         return x
@@ -96,4 +106,5 @@ class ClassificationHead(keras.layers.Layer):
             "representation_size": self.representation_size,
             "dropout_rate": self.dropout_rate,
             "layer_norm_epsilon": self.layer_norm_epsilon,
+            "representation_activation": self.representation_activation,
         }
