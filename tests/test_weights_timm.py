@@ -19,7 +19,7 @@ if importlib.util.find_spec("timm") is None or importlib.util.find_spec("safeten
 
 import keras_vit  # noqa: E402
 from keras_vit.preprocessing import Preprocessing  # noqa: E402
-from keras_vit.weights import WeightMismatchError, load_weights  # noqa: E402
+from keras_vit.weights import WeightMismatchError, export_timm, load_weights, model_weights  # noqa: E402
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 TEST_ARGS = dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, mlp_ratio=4.0, num_classes=10)
@@ -68,6 +68,18 @@ def reference(tmp_path_factory, cifar10_sample):
     np.save(root / "x64.npy", Preprocessing(64).normalize(np.repeat(np.repeat(images[:16], 2, 1), 2, 2)))
     big = np.stack([np.asarray(Image.fromarray(im).resize((384, 384), Image.BICUBIC)) for im in images[:4]])
     np.save(root / "x384.npy", Preprocessing(384).normalize(big))
+    # keras_vit -> timm: export random vit_test models (token and gap pooling) for timm to read.
+    rng = np.random.default_rng(0)
+    exports = []
+    for pooling in ("token", "gap"):
+        model = keras_vit.create_model("vit_test", pooling=pooling)
+        for v in model.weights:
+            v.assign(v.numpy() + rng.normal(scale=0.05, size=v.shape).astype("float32"))
+        export_timm(model, str(root / f"exported_{pooling}"))
+        np.save(root / f"exported_{pooling}_keras.npy", np.asarray(model(np.load(root / "x32.npy"))))
+        model_args = json.loads((root / f"exported_{pooling}" / "config.json").read_text())["model_args"]
+        exports.append({"file": str(root / f"exported_{pooling}" / "model.safetensors"), "args": model_args,
+                        "logits": [[str(root / "x32.npy"), str(root / f"exported_{pooling}.npy")]]})
     r = str(root)
 
     def job(name, args, fmt="safetensors", x="x32", **extra):
@@ -88,7 +100,7 @@ def reference(tmp_path_factory, cifar10_sample):
         job("ti16", dict(num_classes=10), seed=7, logits=[]),
         {"file": f"{r}/ti16.safetensors", "args": dict(img_size=384, num_classes=10),
          "logits": [[f"{r}/x384.npy", f"{r}/ti16_at_384.npy"]]},
-    ]
+    ] + exports
     (root / "jobs.json").write_text(json.dumps(jobs))
     run_python(REFERENCE, env={"JOBS": str(root / "jobs.json")})
     return root
@@ -156,3 +168,21 @@ def test_ti16_at_384_from_224_weights_matches_timm(reference):
     report = load_weights(model, str(reference / "ti16.safetensors"))
     assert report.resampled == ((14, 14), (24, 24))
     assert max_diff(model, reference, "x384.npy", "ti16_at_384.npy") <= 1e-4
+
+
+@pytest.mark.parametrize("pooling", ["token", "gap"])
+def test_export_is_read_by_timm_with_the_same_logits(reference, pooling):
+    ours, theirs = np.load(reference / f"exported_{pooling}_keras.npy"), np.load(reference / f"exported_{pooling}.npy")
+    assert np.abs(ours - theirs).max() <= 1e-4
+
+
+def test_export_round_trip_returns_identical_tensors(reference, tmp_path):
+    original = keras_vit.create_model("vit_test")
+    load_weights(original, str(reference / "test.safetensors"))
+    export_timm(original, str(tmp_path / "out"))
+    again = keras_vit.create_model("vit_test")
+    load_weights(again, str(tmp_path / "out" / "model.safetensors"))
+    first, second = model_weights(original), model_weights(again)
+    assert first.keys() == second.keys() and all(np.array_equal(first[k], second[k]) for k in first)
+    with pytest.raises(ValueError, match="pre-logits"):
+        export_timm(keras_vit.create_model("vit_test", representation_size=16), str(tmp_path / "bad"))

@@ -12,6 +12,11 @@ patch_embeddings.projection}``, ``{p}encoder.layer.{i}.layernorm_before``,
 A file is recognised by ``vit.embeddings.patch_embeddings.projection.weight``
 or ``embeddings.patch_embeddings.projection.weight``.
 
+transformers 5 renamed the modules in memory: ``model.state_dict()`` (what a
+``torch.save`` of it holds) names blocks ``{p}layers.{i}.{layernorm_before,
+layernorm_after, attention.{q,k,v,o}_proj, mlp.fc1, mlp.fc2}``; both namings are
+read (``save_pretrained`` still writes the names above, and so does our export).
+
 Hugging Face's ``ViTConfig`` defaults to ``layer_norm_eps=1e-12`` (ours:
 1e-6); its ``config.json`` says which, and ``load_weights`` checks it.
 """
@@ -31,6 +36,15 @@ _BLOCK = {
     "output.dense.weight": ("mlp/fc2/kernel", "T"), "output.dense.bias": "mlp/fc2/bias",
 }
 _QKV = ("query", "key", "value")
+# transformers >= 5 in-memory names: block key -> ours, and the q/k/v projections.
+_BLOCK_V5 = {
+    "layernorm_before.weight": "norm1/gamma", "layernorm_before.bias": "norm1/beta",
+    "attention.o_proj.weight": ("attention/proj/kernel", "T"), "attention.o_proj.bias": "attention/proj/bias",
+    "layernorm_after.weight": "norm2/gamma", "layernorm_after.bias": "norm2/beta",
+    "mlp.fc1.weight": ("mlp/fc1/kernel", "T"), "mlp.fc1.bias": "mlp/fc1/bias",
+    "mlp.fc2.weight": ("mlp/fc2/kernel", "T"), "mlp.fc2.bias": "mlp/fc2/bias",
+}
+_QKV_V5 = ("q_proj", "k_proj", "v_proj")
 
 
 def hf_prefix(keys) -> str:
@@ -42,7 +56,7 @@ def hf_prefix(keys) -> str:
     raise KeyError(f"No Hugging Face ViT anchor key ({' or '.join(p + ANCHOR for p in PREFIXES)}).")
 
 
-def _table(prefix, num_blocks):
+def _table(prefix, num_blocks, v5=False):
     table = {
         f"{prefix}embeddings.cls_token": layout.CLASS_TOKEN,
         f"{prefix}embeddings.position_embeddings": layout.POSITION_EMBEDDINGS,
@@ -51,13 +65,17 @@ def _table(prefix, num_blocks):
         "classifier.weight": ("head/head/kernel", "T"), "classifier.bias": "head/head/bias",
     }
     for i in range(num_blocks):
-        table.update({f"{prefix}encoder.layer.{i}.{k}": (layout.block(i, v[0]), "T") if isinstance(v, tuple)
-                      else layout.block(i, v) for k, v in _BLOCK.items()})
+        table.update({f"{_layer(prefix, i, v5)}{k}": (layout.block(i, v[0]), "T") if isinstance(v, tuple)
+                      else layout.block(i, v) for k, v in (_BLOCK_V5 if v5 else _BLOCK).items()})
     return table
 
 
-def _attention(prefix, i):
-    return f"{prefix}encoder.layer.{i}.attention.attention."
+def _layer(prefix, i, v5=False):
+    return f"{prefix}layers.{i}." if v5 else f"{prefix}encoder.layer.{i}."
+
+
+def _attention(prefix, i, v5=False):
+    return _layer(prefix, i, v5) + ("attention." if v5 else "attention.attention.")
 
 
 def convert_huggingface(state: dict) -> layout.Converted:
@@ -73,15 +91,16 @@ def convert_huggingface(state: dict) -> layout.Converted:
         ['patch_encoder/projection/kernel']
     """
     prefix = hf_prefix(state)
-    num_blocks = layout.count_blocks(state, prefix + "encoder.layer.{}.layernorm_before.weight")
+    v5 = prefix + "layers.0.layernorm_before.weight" in state
+    num_blocks = layout.count_blocks(state, _layer(prefix, "{}", v5) + "layernorm_before.weight")
     weights = {}
-    used = layout.map_keys(state, _table(prefix, num_blocks), weights)
+    used = layout.map_keys(state, _table(prefix, num_blocks, v5), weights)
     weights[layout.PATCH_KERNEL] = layout.conv_to_dense(np.asarray(state[prefix + ANCHOR]))
     used.add(prefix + ANCHOR)
     for i in range(num_blocks):
-        base = _attention(prefix, i)
+        base = _attention(prefix, i, v5)
         for part, suffix in (("kernel", "weight"), ("bias", "bias")):
-            keys = [f"{base}{n}.{suffix}" for n in _QKV]
+            keys = [f"{base}{n}.{suffix}" for n in (_QKV_V5 if v5 else _QKV)]
             if all(k in state for k in keys):
                 arrays = [np.asarray(state[k]) for k in keys]
                 weights[layout.block(i, f"attention/qkv/{part}")] = (
