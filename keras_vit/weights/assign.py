@@ -84,8 +84,8 @@ def assign_weights(model, weights: dict, *, allow_missing=(), strict: bool = Tru
     """
     variables = {v.path: v for v in model.weights}
     mismatches = list(extra_mismatches)
-    mismatches += [(k, tuple(np.shape(w)), tuple(variables[k].shape)) for k, w in weights.items()
-                   if k in variables and tuple(np.shape(w)) != tuple(variables[k].shape)]
+    mismatches += [(k, tuple(np.shape(weights[k])), tuple(v.shape)) for k, v in variables.items()
+                   if k in weights and tuple(np.shape(weights[k])) != tuple(v.shape)]  # in model order
     unexpected = sorted(list(unexpected_keys) + [k for k in weights if k not in variables])
     missing = sorted(p for p in variables if p not in weights and p not in set(allow_missing))
     if mismatches or (strict and (missing or unexpected)):

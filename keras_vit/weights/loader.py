@@ -147,12 +147,9 @@ def load_weights(model, path: str, source=None, *, skip_head: bool = False, stri
     resampled = None
     target = {v.path: tuple(v.shape) for v in model.weights}.get(layout.POSITION_EMBEDDINGS)
     posemb = weights.get(layout.POSITION_EMBEDDINGS)
-    if posemb is not None and target is not None and posemb.shape != target:
-        if model.position_embedding != "learned" or posemb.shape[-1] != target[-1]:
-            raise WeightMismatchError(
-                f"Position embeddings {posemb.shape} cannot be fitted to the model's {target} "
-                f"(position_embedding={model.position_embedding!r}); no weight was changed.",
-                [(layout.POSITION_EMBEDDINGS, posemb.shape, target)])
+    # Only a learned table of the same width is resampled; any other difference is listed with the rest.
+    if (posemb is not None and target is not None and posemb.shape != target and posemb.ndim == 3
+            and posemb.shape[-1] == target[-1] and model.position_embedding == "learned"):
         height, width = model.input_shape[1:3]
         grid = (height // model.patch_size, width // model.patch_size)
         default_method, default_antialias = RESAMPLING[source]
