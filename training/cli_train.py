@@ -97,6 +97,6 @@ def run(args) -> int:
     from keras_vit.training.run import train
 
     summary = train(build_config(args))
-    print("Summary: " + json.dumps({k: (round(v, 4) if isinstance(v, float) else v)
-                                    for k, v in summary.items()}))
+    shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in summary.items() if k != "step_losses"}
+    print("Summary: " + json.dumps(shown))
     return 0

@@ -54,6 +54,16 @@ def _datasets(config, strategy, train_source, eval_source, contract, num_classes
     return train_ds, eval_ds
 
 
+def _digest(model) -> str:
+    """SHA-256 of every weight's bytes: equal on two workers only if their weights are identical."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        digest.update(weight.numpy().tobytes())
+    return digest.hexdigest()
+
+
 def _build_model(variant, **overrides):
     """``create_model`` that also accepts a ``name`` override (the saved model's name)."""
     from keras_vit.model import VisionTransformer
@@ -139,7 +149,7 @@ def train(config: TrainConfig) -> dict:
               f"{strategy.num_replicas_in_sync} (per-replica batch {per_replica}), {config.epochs} epochs x "
               f"{steps_per_epoch} steps, peak lr {peak:.3g}" + (f"; resumed at step {start_step}" if resumed else ""))
 
-    metrics, eval_metrics, images_per_s = {}, {}, 0.0
+    metrics, eval_metrics, images_per_s, losses = {}, {}, 0.0, []
     for epoch in range(start_step // steps_per_epoch, config.epochs):
         first = max(start_step - epoch * steps_per_epoch, 0)
         sums, count, t0 = {"loss": 0.0, "accuracy": 0.0}, 0, time.time()
@@ -150,6 +160,7 @@ def train(config: TrainConfig) -> dict:
             step.assign_add(1)
             current = int(step.numpy())
             values = {k: float(v) for k, v in result.items()}
+            losses.append(values["loss"])
             for key in sums:
                 sums[key] += values[key]
             count += 1
@@ -189,7 +200,8 @@ def train(config: TrainConfig) -> dict:
                "eval_accuracy": eval_metrics.get("accuracy"), "best_eval_accuracy": float(best.numpy()),
                "images_per_s_last_epoch": images_per_s, "skipped_files": len(getattr(train_source, "skipped", [])),
                "strategy": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
-               "precision": policy, "seconds": time.time() - started}
+               "precision": policy, "seconds": time.time() - started, "step_losses": losses,
+               "weights_sha256": _digest(model)}
     if chief:
         save_keras_atomic(model, os.path.join(out, "model.keras"))
         write_text_atomic(os.path.join(out, "summary.json"), json.dumps(summary, indent=2))
