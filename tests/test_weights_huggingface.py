@@ -20,6 +20,9 @@ import keras_vit  # noqa: E402
 from keras_vit.preprocessing import Preprocessing  # noqa: E402
 from keras_vit.weights import export_huggingface, load_weights, model_weights  # noqa: E402
 
+# The reference subprocess (torch + the source library) takes 15-30 s: every test here waits on it.
+pytestmark = pytest.mark.slow
+
 CONFIG = dict(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
               intermediate_size=128, num_labels=10)  # = vit_test; layer_norm_eps stays HF's default 1e-12
 

@@ -25,6 +25,9 @@ import keras_vit  # noqa: E402
 from keras_vit.preprocessing import Preprocessing  # noqa: E402
 from keras_vit.weights import WeightMismatchError, load_weights  # noqa: E402
 
+# The reference subprocess (torch + the source library) takes 15-30 s: every test here waits on it.
+pytestmark = pytest.mark.slow
+
 TO_NPZ = """
 import json, os, numpy as np, torch, timm
 
@@ -152,8 +155,8 @@ def test_npz_with_other_num_heads_is_refused(reference):
 
 # The original format's shapes for every paper size (Table 1): all map onto our layout. One block each,
 # so ViT-L stays small; the names and shapes per block are the same at every depth.
-@pytest.mark.parametrize("variant", ["Ti/16", "Ti/32", "S/16", "S/32", "B/16", "B/32", "L/16", "L/32"])
-@pytest.mark.parametrize("pre_logits", [False, True])
+@pytest.mark.parametrize("variant, pre_logits", [("Ti/16", False), ("Ti/32", True), ("S/16", True), ("S/32", False),
+                                                 ("B/16", False), ("B/32", True), ("L/16", True), ("L/32", False)])
 def test_every_paper_variant_layout_loads(tmp_path, variant, pre_logits):
     from keras_vit.registry import variant_config
 

@@ -21,6 +21,9 @@ import keras_vit  # noqa: E402
 from keras_vit.preprocessing import Preprocessing  # noqa: E402
 from keras_vit.weights import WeightMismatchError, export_timm, load_weights, model_weights  # noqa: E402
 
+# The reference subprocess (torch + the source library) takes 15-30 s: every test here waits on it.
+pytestmark = pytest.mark.slow
+
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 TEST_ARGS = dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, mlp_ratio=4.0, num_classes=10)
 
