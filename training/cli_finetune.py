@@ -139,7 +139,7 @@ def run(args) -> int:
                                 steps_per_epoch=steps_per_epoch, seed=args.seed,
                                 augment=data.Augment(crop="none", flip=True))
     epochs = math.ceil(args.steps / steps_per_epoch)
-    history = model.fit(stream, steps_per_epoch=steps_per_epoch, epochs=epochs, verbose=2)
+    history = model.fit(stream, steps_per_epoch=steps_per_epoch, epochs=epochs, verbose=2, shuffle=False)
     summary = {"model": args.model, "weights": os.path.abspath(args.weights), "source": report.source,
                "data": args.data, "steps": steps_per_epoch * epochs, "warmup_steps": warmup,
                "learning_rate": args.learning_rate, "batch_size": args.batch_size,
