@@ -40,8 +40,8 @@ def to_npz(model, prefix="", pre_logits=None):
            "Transformer/encoder_norm/scale": sd["norm.weight"], "Transformer/encoder_norm/bias": sd["norm.bias"]}
     if "head.weight" in sd:
         out["head/kernel"], out["head/bias"] = sd["head.weight"].T, sd["head.bias"]
-    if pre_logits is not None:
-        out["pre_logits/kernel"], out["pre_logits/bias"] = pre_logits
+    if pre_logits is not None:  # an i21k-style head: pre_logits (Dense + tanh in vit_jax) then head
+        out["pre_logits/kernel"], out["pre_logits/bias"], out["head/kernel"], out["head/bias"] = pre_logits
     for i in range(len(model.blocks)):
         b, t = f"blocks.{i}.", f"Transformer/encoderblock_{i}/"
         out[t + "LayerNorm_0/scale"], out[t + "LayerNorm_0/bias"] = sd[b + "norm1.weight"], sd[b + "norm1.bias"]
@@ -68,7 +68,7 @@ for job in json.load(open(os.environ["JOBS"])):
     pre_logits = None
     if job.get("pre_logits"):
         rng = np.random.default_rng(0)
-        pre_logits = (rng.normal(size=(dim, dim)).astype("float32"), rng.normal(size=dim).astype("float32"))
+        pre_logits = tuple(rng.normal(size=shape).astype("float32") for shape in ((dim, dim), (dim,), (dim, 10), (10,)))
     np.savez(job["save"], **to_npz(source, job.get("prefix", ""), pre_logits))
     # timm's own .npz reader builds the reference, from the file alone.
     reader = timm.create_model("vit_tiny_patch16_224", pretrained=False, **job["reader_args"]).eval()
@@ -137,7 +137,7 @@ def test_pre_logits_npz_features_match_and_the_tanh_gap_is_refused(reference):
     # The paper's transfer recipe drops pre-logits and head: the encoder features are exact.
     features = keras_vit.create_model("vit_test", num_classes=0)
     report = load_weights(features, path, skip_head=True)
-    assert report.skipped == ["head/pre_logits/bias", "head/pre_logits/kernel"]
+    assert report.skipped == ["head/head/bias", "head/head/kernel", "head/pre_logits/bias", "head/pre_logits/kernel"]
     assert max_diff(features, reference, "prelogits") <= 1e-4
     # Loading pre_logits into a GELU head would change the logits silently: refused, nothing written.
     model = keras_vit.create_model("vit_test", num_classes=10, representation_size=32)
@@ -145,6 +145,22 @@ def test_pre_logits_npz_features_match_and_the_tanh_gap_is_refused(reference):
     with pytest.raises(WeightMismatchError, match="tanh"):
         load_weights(model, path)
     assert all(np.array_equal(a, v.numpy()) for a, v in zip(before, model.weights))
+
+
+def test_pre_logits_with_a_tanh_head_gives_the_original_logits(reference):
+    """vit_jax's head: logits = tanh(features @ W_pre + b_pre) @ W_head + b_head, on timm's exact features."""
+    import inspect
+
+    if "representation_activation" not in inspect.signature(keras_vit.VisionTransformer).parameters:
+        pytest.skip("needs VisionTransformer(representation_activation='tanh'): the head change in the weights report")
+    arrays = np.load(reference / "prelogits.npz")
+    features = np.load(reference / "prelogits.npy").astype("float64")
+    hidden = np.tanh(features @ arrays["pre_logits/kernel"] + arrays["pre_logits/bias"])
+    expected = hidden @ arrays["head/kernel"] + arrays["head/bias"]
+    model = keras_vit.create_model("vit_test", representation_size=32, representation_activation="tanh")
+    report = load_weights(model, str(reference / "prelogits.npz"))
+    assert not report.missing and not report.unexpected
+    assert np.abs(np.asarray(model(np.load(reference / "x32.npy"))) - expected).max() <= 1e-4
 
 
 def test_npz_with_other_num_heads_is_refused(reference):

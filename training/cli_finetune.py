@@ -128,20 +128,22 @@ def run(args) -> int:
         contract = dataclasses.replace(contract, mean=tuple(args.mean or contract.mean),
                                        std=tuple(args.std or contract.std))
     print(f"Preprocessing contract: mean={contract.mean} std={contract.std} size={contract.image_size}")
-    steps_per_epoch = min(args.steps, train.num_examples // args.batch_size)
-    if steps_per_epoch < 1:
+    most_per_epoch = min(args.steps, train.num_examples // args.batch_size)
+    if most_per_epoch < 1:
         raise SystemExit(f"--batch-size {args.batch_size} exceeds the {train.num_examples} training examples.")
+    # Epochs of equal length covering --steps (at most epochs - 1 more); the schedule spans exactly those steps.
+    epochs = math.ceil(args.steps / most_per_epoch)
+    steps_per_epoch = math.ceil(args.steps / epochs)
+    total = steps_per_epoch * epochs
     warmup = args.warmup_steps if args.warmup_steps is not None else max(1, args.steps // 20)
-    model.compile(optimizer=transfer_optimizer(args.steps, warmup, args.learning_rate, args.momentum,
-                                               args.clip_norm),
+    model.compile(optimizer=transfer_optimizer(total, warmup, args.learning_rate, args.momentum, args.clip_norm),
                   loss=keras.losses.CategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     stream = data.train_dataset(train, contract, len(train.class_names), batch_size=args.batch_size,
                                 steps_per_epoch=steps_per_epoch, seed=args.seed,
                                 augment=data.Augment(crop="none", flip=True))
-    epochs = math.ceil(args.steps / steps_per_epoch)
     history = model.fit(stream, steps_per_epoch=steps_per_epoch, epochs=epochs, verbose=2, shuffle=False)
     summary = {"model": args.model, "weights": os.path.abspath(args.weights), "source": report.source,
-               "data": args.data, "steps": steps_per_epoch * epochs, "warmup_steps": warmup,
+               "data": args.data, "steps": total, "warmup_steps": warmup,
                "learning_rate": args.learning_rate, "batch_size": args.batch_size,
                "final_loss": float(history.history["loss"][-1]), "load_report": report.summary()}
     if args.eval_examples:

@@ -91,13 +91,16 @@ def _config_mismatches(path, source, model, facts):
 def _check_pre_logits(model, weights, source):
     if "head/pre_logits/kernel" not in weights:
         return
-    activation = getattr(model.get_layer("head"), "representation_activation", "gelu")
+    head = model.get_layer("head")
+    activation = getattr(head, "representation_activation", "gelu")
     if activation != "tanh":
+        option = (" or build the model with representation_activation='tanh'"
+                  if hasattr(head, "representation_activation") else "")
         raise WeightMismatchError(
             f"This {source} checkpoint has a pre-logits layer, which the original ViT (and timm) follow with "
-            f"tanh; keras_vit's ClassificationHead follows it with {activation}, so the logits would differ. "
-            f"Load it with skip_head=True (the paper's fine-tuning recipe drops pre-logits and head) and train "
-            f"a new head; no weight was changed."
+            f"tanh; this model's ClassificationHead follows it with {activation}, so the logits would differ. "
+            f"Load it with skip_head=True (the paper's fine-tuning recipe drops pre-logits and head){option}; "
+            f"no weight was changed."
         )
 
 
