@@ -51,7 +51,8 @@ def to_npz(model, prefix="", pre_logits=None):
             out[t + f"MultiHeadDotProductAttention_1/{name}/kernel"] = w.T.reshape(dim, heads, dim // heads)
             out[t + f"MultiHeadDotProductAttention_1/{name}/bias"] = (
                 sd[b + "attn.qkv.bias"][j * dim:(j + 1) * dim].reshape(heads, dim // heads))
-        out[t + "MultiHeadDotProductAttention_1/out/kernel"] = sd[b + "attn.proj.weight"].T.reshape(heads, dim // heads, dim)
+        out[t + "MultiHeadDotProductAttention_1/out/kernel"] = (
+            sd[b + "attn.proj.weight"].T.reshape(heads, dim // heads, dim))
         out[t + "MultiHeadDotProductAttention_1/out/bias"] = sd[b + "attn.proj.bias"]
         for j, fc in enumerate(("fc1", "fc2")):
             out[t + f"MlpBlock_3/Dense_{j}/kernel"] = sd[b + f"mlp.{fc}.weight"].T
