@@ -37,7 +37,18 @@ TRAIN = [
 RUNTIME = ["ai-edge-litert==2.3.0", "numpy==2.4.6", "pillow==13.0.0"]
 EXPORT = ["tf2onnx==1.17.0", "onnx==1.23.2", "onnxruntime==1.32.0", "protobuf==7.36.2"]
 PLOT = ["matplotlib==3.11.2"]
-TEST = ["pytest==9.0.3"]
+# Parity tests of keras_vit.weights against the source libraries (run in subprocesses). timm imports
+# torchvision, and PyPI's torchvision wheels are CUDA builds pinned to one torch: torchvision 0.28.0 fails to
+# import beside the CPU torch 2.13.0 ("operator torchvision::nms does not exist"), so the pair is
+# torch 2.14.1 + torchvision 0.29.1 (a CUDA build that runs on the CPU; ~5.5 GB installed).
+WEIGHTS_TEST = [
+    "torch==2.14.1",
+    "torchvision==0.29.1",
+    "timm==1.0.31",
+    "transformers==5.23.0",
+    "safetensors==0.8.0",
+]
+TEST = ["pytest==9.0.3"] + WEIGHTS_TEST
 
 setup(
     name="keras-vit",

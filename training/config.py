@@ -1,0 +1,105 @@
+"""The training configuration: one dataclass, filled from defaults, a config file, then flags.
+
+A config file is a Python file (see ``keras_vit/training/configs/``) whose
+docstring states the command, hardware, time and accuracy, and which defines
+``get_config(runlocal: bool = False) -> dict``. ``runlocal=True`` (``--smoke``)
+shrinks any config to a run of seconds.
+"""
+
+import dataclasses
+import importlib.util
+import json
+import os
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Every knob of ``keras-vit train`` (see ``keras-vit train --help``)."""
+
+    model: str = "vit_cifar_patch4_32"
+    model_overrides: dict = dataclasses.field(default_factory=dict)
+    data: str = "cifar10"
+    data_dir: str = None
+    eval_data: str = None  # default: the test split of ``data``
+    output_dir: str = "runs/train"
+    epochs: int = 10
+    batch_size: int = 128  # global, over all replicas
+    steps_per_epoch: int = None  # default: train examples // batch_size
+    max_train_examples: int = None  # use only the first N (sorted) training examples
+    max_eval_examples: int = None
+    eval_every: int = 1  # epochs
+    # optimizer
+    learning_rate: float = 1e-3  # at base_batch_size; scaled by lr_scaling
+    base_batch_size: int = 512
+    lr_scaling: str = "linear"
+    warmup_epochs: float = 1.0
+    min_learning_rate: float = 1e-6
+    weight_decay: float = 0.05
+    beta_2: float = 0.999
+    clip_norm: float = 1.0
+    label_smoothing: float = 0.1
+    # model regularization
+    dropout_rate: float = 0.0
+    drop_path_rate: float = 0.1
+    # augmentation
+    crop: str = "pad"
+    padding: int = 4
+    flip: bool = True
+    rand_augment_ops: int = 0
+    rand_augment_magnitude: float = 9.0
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
+    # execution
+    strategy: str = "auto"
+    tpu: str = ""
+    logical_cpus: int = 0  # split the CPU into N logical devices (MirroredStrategy on one CPU)
+    threads: int = 0  # TensorFlow intra-op threads (0 = all cores)
+    precision: str = "float32"
+    jit_compile: bool = True
+    seed: int = 0
+    checkpoint_every: int = 500  # steps (also at every epoch end)
+    keep_checkpoints: int = 3
+    log_every: int = 50  # steps, TensorBoard scalars
+    progress: bool = True
+
+    @classmethod
+    def fields(cls) -> dict:
+        return {f.name: f for f in dataclasses.fields(cls)}
+
+    def update(self, values: dict) -> "TrainConfig":
+        """Sets known fields from ``values``; unknown keys raise with the list of valid ones."""
+        known = self.fields()
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(f"Unknown training option(s) {unknown}; valid options: {sorted(known)}.")
+        for key, value in values.items():
+            setattr(self, key, value)
+        return self
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+
+def load_config_file(path: str, runlocal: bool = False) -> dict:
+    """Runs a config file's ``get_config(runlocal)``; ``path`` may name a bundled config (``cifar10_vit``)."""
+    if not os.path.isfile(path):
+        bundled = os.path.join(os.path.dirname(__file__), "configs", f"{path.removesuffix('.py')}.py")
+        if not os.path.isfile(bundled):
+            names = sorted(f[:-3] for f in os.listdir(os.path.dirname(bundled)) if f.endswith(".py") and
+                           not f.startswith("_"))
+            raise FileNotFoundError(f"Config file not found: config={path!r}. Bundled configs: {names}.")
+        path = bundled
+    spec = importlib.util.spec_from_file_location("keras_vit_train_config", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise ValueError(f"Config file {path!r} must define get_config(runlocal: bool = False) -> dict.")
+    return dict(module.get_config(runlocal=runlocal))
+
+
+def smoke(config: TrainConfig) -> TrainConfig:
+    """Shrinks any config to seconds: 2 epochs of 4 steps on a few hundred examples."""
+    return config.update({
+        "epochs": 2, "steps_per_epoch": 4, "batch_size": min(config.batch_size, 32),
+        "max_train_examples": 512, "max_eval_examples": 256, "checkpoint_every": 4, "log_every": 2,
+    })

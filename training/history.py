@@ -1,0 +1,62 @@
+"""Training history: a CSV row per epoch (rewritten atomically) and TensorBoard scalars.
+
+TensorBoard need not be installed: scalars are written with ``tf.summary.write``
+and the scalar plugin's metadata (what ``tensorboard.summary.scalar`` writes).
+On resume the CSV keeps only the epochs the restored checkpoint has finished,
+so a crash never leaves duplicated or half-written rows.
+"""
+
+import csv
+import io
+import os
+
+import tensorflow as tf
+from tensorflow.core.framework import summary_pb2
+
+from keras_vit.training.checkpoints import write_text_atomic
+
+
+class History:
+    """Collects per-epoch metrics; writes ``history.csv`` and ``tensorboard/{train,eval}``.
+
+    Args:
+        output_dir: the run folder.
+        enabled: False on non-chief workers (nothing is written).
+        completed_epochs: on resume, rows of later epochs are dropped.
+    """
+
+    def __init__(self, output_dir: str, enabled: bool = True, completed_epochs: int = 0):
+        self.path = os.path.join(output_dir, "history.csv")
+        self.enabled = enabled
+        self.rows = []
+        if enabled and os.path.isfile(self.path):
+            with open(self.path, newline="", encoding="utf-8") as f:
+                self.rows = [r for r in csv.DictReader(f) if int(r["epoch"]) < completed_epochs]
+        self.writers = {}
+        if enabled:
+            for name in ("train", "eval"):
+                self.writers[name] = tf.summary.create_file_writer(os.path.join(output_dir, "tensorboard", name))
+
+    def scalars(self, kind: str, step: int, values: dict):
+        """Writes TensorBoard scalars under ``kind`` (``train`` or ``eval``) at ``step``."""
+        if not self.enabled:
+            return
+        metadata = summary_pb2.SummaryMetadata(data_class=summary_pb2.DATA_CLASS_SCALAR)
+        metadata.plugin_data.plugin_name = "scalars"
+        with self.writers[kind].as_default(step=step):
+            for key, value in values.items():
+                tf.summary.write(key, tf.constant(float(value), tf.float32), metadata=metadata)
+
+    def add_epoch(self, epoch: int, values: dict):
+        """Appends the row of ``epoch`` and rewrites the CSV atomically."""
+        if not self.enabled:
+            return
+        self.rows.append({"epoch": epoch, **{k: f"{float(v):.6g}" for k, v in values.items()}})
+        columns = list(dict.fromkeys(k for row in self.rows for k in row))
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, columns, restval="")
+        writer.writeheader()
+        writer.writerows(self.rows)
+        write_text_atomic(self.path, buffer.getvalue())
+        for writer in self.writers.values():
+            writer.flush()

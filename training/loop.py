@@ -1,0 +1,128 @@
+"""The distributed training and evaluation steps: ``strategy.run`` + all-reduce + ``optimizer.apply``.
+
+Keras 3 ``model.fit`` fails under ``MultiWorkerMirroredStrategy``
+(keras-team/keras#20585), so training runs this step of our own on every
+strategy. Each replica computes the gradient of its share of the global-batch
+mean loss; the replicas sum them (``all_reduce``), clip the *global* gradient
+norm, and apply the same update, so every replica and worker keeps identical
+weights and the result matches one process on the same global batch.
+
+Keras' TensorFlow optimizer sums gradients across replicas itself inside
+``apply``; we hand it ``g / num_replicas`` of the already-reduced ``g`` so its
+sum restores ``g`` exactly (clipping must see the reduced gradient, which the
+optimizer's own ``global_clipnorm`` would not).
+"""
+
+import tensorflow as tf
+
+from keras_vit.training.recipe import per_example_loss
+
+
+class Trainer:
+    """Runs distributed train and eval steps for a model built under ``strategy.scope()``.
+
+    Args:
+        model: the Keras model (variables created under ``strategy.scope()``).
+        optimizer: a built optimizer (``recipe.make_optimizer``), same scope.
+        strategy: the ``tf.distribute.Strategy``.
+        global_batch_size: examples per step over all replicas (the loss divisor).
+        label_smoothing: epsilon of label smoothing.
+        clip_norm: clip the global gradient norm to this (0 disables).
+        jit_compile: compile the per-replica step with XLA.
+
+    Example:
+        >>> trainer = Trainer(model, optimizer, strategy, global_batch_size=128)  # doctest: +SKIP
+        >>> metrics = trainer.train_step(iterator)   # {"loss": ..., "accuracy": ..., "grad_norm": ...}
+    """
+
+    def __init__(self, model, optimizer, strategy, *, global_batch_size: int, label_smoothing: float = 0.0,
+                 clip_norm: float = 1.0, jit_compile: bool = True):
+        self.model = model
+        self.optimizer = optimizer
+        self.strategy = strategy
+        self.global_batch_size = int(global_batch_size)
+        self.label_smoothing = float(label_smoothing)
+        self.clip_norm = float(clip_norm)
+        self.jit_compile = bool(jit_compile)
+        self.loss_scaling = hasattr(optimizer, "scale_loss") and hasattr(optimizer, "dynamic_scale")
+        self.replicas = strategy.num_replicas_in_sync
+        # One replica: compile the whole step (forward, backward, update) into one XLA cluster.
+        # Several: compile forward/backward; the all-reduce and update run as collectives.
+        self._grads_fn = tf.function(self._gradients, jit_compile=self.jit_compile and self.replicas > 1)
+        self._replica_step = tf.function(self._replica_update, jit_compile=self.jit_compile and self.replicas == 1)
+        self._train = tf.function(self._distributed_train)
+        self._eval = tf.function(self._distributed_eval)
+
+    # ------------------------------------------------------------------ training
+    def _gradients(self, images, labels):
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            logits = self.model(images, training=True)
+            losses = per_example_loss(labels, logits, self.label_smoothing)
+            loss = tf.reduce_sum(losses) / self.global_batch_size
+            scaled = self.optimizer.scale_loss(loss) if self.loss_scaling else loss
+        grads = tape.gradient(scaled, variables)
+        correct = tf.reduce_sum(tf.cast(
+            tf.equal(tf.argmax(logits, -1), tf.argmax(labels, -1)), tf.float32))
+        return grads, tf.reduce_sum(losses), correct
+
+    def _replica_update(self, images, labels):
+        variables = self.model.trainable_variables
+        grads, loss_sum, correct = self._grads_fn(images, labels) if self.replicas > 1 \
+            else self._gradients(images, labels)
+        if self.replicas > 1:
+            grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        norm = tf.linalg.global_norm(grads)
+        if self.loss_scaling:
+            norm = norm / tf.cast(self.optimizer.dynamic_scale, norm.dtype)
+        if self.clip_norm > 0:
+            factor = tf.minimum(1.0, self.clip_norm / tf.maximum(norm, 1e-12))
+            grads = [g * tf.cast(factor, g.dtype) for g in grads]
+        if self.replicas > 1:
+            grads = [g / self.replicas for g in grads]
+        self.optimizer.apply(grads, variables)
+        return loss_sum, correct, norm
+
+    def _distributed_train(self, iterator):
+        images, labels = next(iterator)
+        loss_sum, correct, norm = self.strategy.run(self._replica_step, args=(images, labels))
+        reduce = lambda v: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)  # noqa: E731
+        norm = self.strategy.reduce(tf.distribute.ReduceOp.MEAN, norm, axis=None)
+        return {"loss": reduce(loss_sum) / self.global_batch_size,
+                "accuracy": reduce(correct) / self.global_batch_size, "grad_norm": norm}
+
+    def train_step(self, iterator) -> dict:
+        """One optimizer step on the next global batch of a distributed iterator.
+
+        Returns:
+            ``{"loss", "accuracy", "grad_norm"}`` as scalar tensors (global-batch means;
+            the norm is before clipping).
+        """
+        return self._train(iterator)
+
+    # ------------------------------------------------------------------ evaluation
+    def _replica_eval(self, images, labels, weights):
+        logits = tf.cast(self.model(images, training=False), tf.float32)
+        one_hot = tf.one_hot(labels, tf.shape(logits)[-1])
+        losses = per_example_loss(one_hot, logits) * weights
+        correct = tf.cast(tf.equal(tf.argmax(logits, -1), labels), tf.float32) * weights
+        return tf.reduce_sum(losses), tf.reduce_sum(correct), tf.reduce_sum(weights)
+
+    def _distributed_eval(self, batch):
+        sums = self.strategy.run(self._replica_eval, args=batch)
+        return [self.strategy.reduce(tf.distribute.ReduceOp.SUM, s, axis=None) for s in sums]
+
+    def evaluate(self, distributed_dataset, progress=None) -> dict:
+        """Loss and top-1 accuracy over a distributed ``eval_dataset`` (padding has weight 0).
+
+        Returns:
+            ``{"loss", "accuracy", "examples"}`` as Python floats.
+        """
+        total = [0.0, 0.0, 0.0]
+        for batch in distributed_dataset:
+            sums = self._eval(batch)
+            total = [t + float(s) for t, s in zip(total, sums)]
+            if progress is not None:
+                progress.update(1)
+        count = max(total[2], 1.0)
+        return {"loss": total[0] / count, "accuracy": total[1] / count, "examples": int(total[2])}

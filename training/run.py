@@ -1,0 +1,208 @@
+"""``train(config)``: data, strategy, model, recipe, the loop, checkpoints and resume, in one place.
+
+Example:
+    >>> from keras_vit.training.config import TrainConfig, smoke
+    >>> summary = train(smoke(TrainConfig(model="vit_test", data="cifar10", output_dir="/tmp/r")))  # doctest: +SKIP
+    >>> summary["steps"]
+    8
+"""
+
+import json
+import logging
+import os
+import time
+
+from keras_vit.training.config import TrainConfig
+
+log = logging.getLogger("keras_vit.training")
+
+
+def _sources(config, contract_classes=None):
+    from keras_vit.training import sources
+
+    train_source = sources.load_source(config.data, "train", config.data_dir)
+    train_source = sources.subset(train_source, config.max_train_examples, config.seed)
+    eval_source = None
+    if config.eval_data != "none":
+        eval_source = sources.load_source(config.eval_data or config.data, "test", config.data_dir,
+                                          class_names=getattr(train_source, "class_names", None))
+        eval_source = sources.subset(eval_source, config.max_eval_examples, config.seed)
+    return train_source, eval_source
+
+
+def _datasets(config, strategy, train_source, eval_source, contract, num_classes, steps_per_epoch, start_step):
+    from keras_vit.training import data
+
+    augment = data.Augment(config.crop, config.padding, config.flip, config.rand_augment_ops,
+                           config.rand_augment_magnitude, config.mixup_alpha, config.cutmix_alpha)
+    batch = config.batch_size
+
+    def train_fn(ctx):
+        return data.train_dataset(
+            train_source, contract, num_classes, batch_size=ctx.get_per_replica_batch_size(batch),
+            steps_per_epoch=steps_per_epoch, seed=config.seed, start_step=start_step, augment=augment,
+            num_pipelines=ctx.num_input_pipelines, pipeline_id=ctx.input_pipeline_id,
+            replicas_per_pipeline=ctx.num_replicas_in_sync // ctx.num_input_pipelines)
+
+    def eval_fn(ctx):
+        return data.eval_dataset(eval_source, contract, batch_size=ctx.get_per_replica_batch_size(batch),
+                                 global_batch_size=batch, num_pipelines=ctx.num_input_pipelines,
+                                 pipeline_id=ctx.input_pipeline_id)
+
+    train_ds = strategy.distribute_datasets_from_function(train_fn)
+    eval_ds = strategy.distribute_datasets_from_function(eval_fn) if eval_source is not None else None
+    return train_ds, eval_ds
+
+
+def _digest(model) -> str:
+    """SHA-256 of every weight's bytes: equal on two workers only if their weights are identical."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        digest.update(weight.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _build_model(variant, **overrides):
+    """``create_model`` that also accepts a ``name`` override (the saved model's name)."""
+    from keras_vit.model import VisionTransformer
+    from keras_vit.registry import resolve_name, variant_config
+
+    arguments = {"name": resolve_name(variant), **variant_config(variant), **overrides}
+    return VisionTransformer(**arguments)
+
+
+def train(config: TrainConfig) -> dict:
+    """Trains (or resumes) a run described by ``config``; returns the final summary.
+
+    Writes into ``config.output_dir``: ``checkpoints/`` (periodic, resumable),
+    ``best.keras`` (highest eval accuracy), ``model.keras`` (final),
+    ``history.csv``, ``tensorboard/``, ``config.json``, ``preprocessing.json``
+    and ``summary.json``. Running the same config again resumes from the newest
+    checkpoint and stops at the planned number of steps.
+    """
+    import keras
+    import tensorflow as tf
+    from tqdm import tqdm
+
+    from keras_vit.preprocessing import Preprocessing
+    from keras_vit.training import recipe
+    from keras_vit.training.checkpoints import Checkpoints, save_keras_atomic, write_text_atomic
+    from keras_vit.training.history import History
+    from keras_vit.training.loop import Trainer
+    from keras_vit.training.strategy import get_strategy, is_chief, split_batch, split_cpu
+
+    started = time.time()
+    if config.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(config.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(config.threads)
+    if config.logical_cpus:
+        split_cpu(config.logical_cpus)
+    strategy = get_strategy(config.strategy, config.tpu)
+    chief = is_chief(strategy)
+    per_replica = split_batch(config.batch_size, strategy)
+    keras.utils.set_random_seed(config.seed)
+    policy = recipe.resolve_precision(config.precision, strategy)
+
+    train_source, eval_source = _sources(config)
+    num_classes = len(train_source.class_names)
+    overrides = {"drop_path_rate": config.drop_path_rate, "dropout_rate": config.dropout_rate,
+                 "num_classes": num_classes, **config.model_overrides}
+    steps_per_epoch = config.steps_per_epoch or train_source.num_examples // config.batch_size
+    if steps_per_epoch < 1:
+        raise ValueError(f"batch_size={config.batch_size} exceeds the {train_source.num_examples} training "
+                         f"examples; use a smaller batch_size.")
+    total_steps = config.epochs * steps_per_epoch
+    peak = recipe.scaled_learning_rate(config.learning_rate, config.batch_size, config.base_batch_size,
+                                       config.lr_scaling)
+    schedule = recipe.WarmupCosine(peak, int(config.warmup_epochs * steps_per_epoch), total_steps,
+                                   config.min_learning_rate)
+    with strategy.scope():
+        model = _build_model(config.model, dtype=None if policy == "float32" else policy, **overrides)
+        optimizer = recipe.make_optimizer(model, schedule, config.weight_decay, config.beta_2,
+                                          loss_scaling=policy == "mixed_float16")
+        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        best = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="best_accuracy")
+    channels = model.input_shape[-1]
+    # mean/std given per channel: Preprocessing's 3-channel defaults do not broadcast to 1 channel.
+    contract = Preprocessing.for_model(model, mean=(0.5,) * channels, std=(0.5,) * channels)
+
+    out = config.output_dir
+    checkpoints = Checkpoints(os.path.join(out, "checkpoints"), strategy, config.keep_checkpoints,
+                              model=model, optimizer=optimizer, step=step, best=best)
+    resumed = checkpoints.restore()
+    start_step = int(step.numpy())
+    if chief:
+        write_text_atomic(os.path.join(out, "config.json"), config.to_json())
+        write_text_atomic(os.path.join(out, "preprocessing.json"), contract.to_json())
+    history = History(out, enabled=chief, completed_epochs=start_step // steps_per_epoch)
+    trainer = Trainer(model, optimizer, strategy, global_batch_size=config.batch_size,
+                      label_smoothing=config.label_smoothing, clip_norm=config.clip_norm,
+                      jit_compile=config.jit_compile)
+    train_ds, eval_ds = _datasets(config, strategy, train_source, eval_source, contract, num_classes,
+                                  steps_per_epoch, start_step)
+    iterator = iter(train_ds)
+    if chief:
+        print(f"Training {config.model} ({model.count_params():,} params, {policy}) on "
+              f"{train_source.num_examples} images of {config.data!r}, {type(strategy).__name__} x"
+              f"{strategy.num_replicas_in_sync} (per-replica batch {per_replica}), {config.epochs} epochs x "
+              f"{steps_per_epoch} steps, peak lr {peak:.3g}" + (f"; resumed at step {start_step}" if resumed else ""))
+
+    metrics, eval_metrics, images_per_s, losses = {}, {}, 0.0, []
+    for epoch in range(start_step // steps_per_epoch, config.epochs):
+        first = max(start_step - epoch * steps_per_epoch, 0)
+        sums, count, t0 = {"loss": 0.0, "accuracy": 0.0}, 0, time.time()
+        bar = tqdm(total=steps_per_epoch, initial=first, desc=f"epoch {epoch + 1}/{config.epochs}",
+                   disable=not (chief and config.progress), dynamic_ncols=True, leave=True)
+        for _ in range(first, steps_per_epoch):
+            result = trainer.train_step(iterator)
+            step.assign_add(1)
+            current = int(step.numpy())
+            values = {k: float(v) for k, v in result.items()}
+            losses.append(values["loss"])
+            for key in sums:
+                sums[key] += values[key]
+            count += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{sums['loss'] / count:.4f}", acc=f"{sums['accuracy'] / count:.3f}")
+            if current % config.log_every == 0:
+                history.scalars("train", current, {**values, "learning_rate": schedule(current - 1)})
+            if current % config.checkpoint_every == 0 and current % steps_per_epoch:
+                checkpoints.save(current)
+        bar.close()
+        elapsed = time.time() - t0
+        images_per_s = count * config.batch_size / max(elapsed, 1e-9)
+        metrics = {k: v / max(count, 1) for k, v in sums.items()}
+        last = epoch + 1 == config.epochs
+        if eval_ds is not None and ((epoch + 1) % config.eval_every == 0 or last):
+            eval_metrics = trainer.evaluate(eval_ds)
+        current = int(step.numpy())
+        improved = eval_metrics.get("accuracy", -1.0) > float(best.numpy())
+        if improved:
+            best.assign(eval_metrics["accuracy"])
+        row = {"step": current, "train_loss": metrics["loss"], "train_accuracy": metrics["accuracy"],
+               "learning_rate": float(schedule(current - 1)), "images_per_s": images_per_s,
+               "epoch_seconds": elapsed}
+        if eval_metrics:
+            row.update(eval_loss=eval_metrics["loss"], eval_accuracy=eval_metrics["accuracy"])
+            history.scalars("eval", current, {"loss": eval_metrics["loss"], "accuracy": eval_metrics["accuracy"]})
+        history.add_epoch(epoch, row)
+        if chief and improved:
+            save_keras_atomic(model, os.path.join(out, "best.keras"))
+        checkpoints.save(current)
+        if chief:
+            print(f"epoch {epoch + 1}: " + ", ".join(f"{k}={v:.4g}" for k, v in row.items()), flush=True)
+
+    summary = {"model": config.model, "data": config.data, "steps": int(step.numpy()), "planned_steps": total_steps,
+               "resumed_from_step": start_step if resumed else None, "final_train_loss": metrics.get("loss"),
+               "final_train_accuracy": metrics.get("accuracy"), "eval_loss": eval_metrics.get("loss"),
+               "eval_accuracy": eval_metrics.get("accuracy"), "best_eval_accuracy": float(best.numpy()),
+               "images_per_s_last_epoch": images_per_s, "skipped_files": len(getattr(train_source, "skipped", [])),
+               "strategy": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
+               "precision": policy, "seconds": time.time() - started, "step_losses": losses,
+               "weights_sha256": _digest(model)}
+    if chief:
+        save_keras_atomic(model, os.path.join(out, "model.keras"))
+        write_text_atomic(os.path.join(out, "summary.json"), json.dumps(summary, indent=2))
+    return summary

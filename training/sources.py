@@ -1,0 +1,259 @@
+"""Where training images come from: an image-folder tree, a TFDS data set, or the bundled digits.
+
+A *source* is a split of a data set described without TensorFlow: either a
+list of files with labels (``FileSource``), uint8 arrays in memory
+(``ArraySource``) or a TFDS split read as a stream (``TfdsSource``).
+:mod:`keras_vit.training.data` turns a source into ``tf.data`` pipelines.
+
+Data specs (the ``--data`` argument of ``keras-vit train``):
+
+* ``digits``: scikit-learn's bundled 8x8 digits (``keras_vit.datasets.load_digits``).
+* ``cifar10``: the shared CIFAR-10 JPEG tree (``keras_vit.datasets.cifar10_dir``).
+* ``folder:PATH`` or a bare existing directory: ``PATH/<split>/<class>/*.jpg``;
+  a tree without split folders is read as the class root of every split.
+* ``tfds:NAME`` (any TFDS name, read from ``data_dir``; TFDS cannot download
+  here) and ``tfds-folder:PATH`` (the same tree read with TFDS' ``ImageFolder``
+  builder).
+
+Listing validates each file cheaply (known image signature; JPEG ends with its
+end-of-image marker, PNG with ``IEND``) so truncated, corrupt and non-image
+files are skipped and counted with one warning instead of crashing an epoch.
+"""
+
+import dataclasses
+import logging
+import os
+
+import numpy as np
+
+log = logging.getLogger("keras_vit.training")
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+SPLIT_ALIASES = {"train": ("train", "training"), "test": ("test", "val", "validation", "valid")}
+_SIGNATURES = {b"\xff\xd8\xff": "jpeg", b"\x89PNG\r\n\x1a\n": "png", b"BM": "bmp", b"GIF87a": "gif", b"GIF89a": "gif"}
+
+
+@dataclasses.dataclass
+class FileSource:
+    """Image files and integer labels of one split (``class_names[label]``)."""
+
+    paths: list
+    labels: np.ndarray
+    class_names: tuple
+    skipped: list = dataclasses.field(default_factory=list)
+
+    @property
+    def num_examples(self) -> int:
+        return len(self.paths)
+
+
+@dataclasses.dataclass
+class ArraySource:
+    """uint8 images ``(N, H, W, C)`` and labels held in memory."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    class_names: tuple
+
+    @property
+    def num_examples(self) -> int:
+        return len(self.images)
+
+
+@dataclasses.dataclass
+class TfdsSource:
+    """A TFDS split read as a stream of ``(image, label)``."""
+
+    builder: object
+    split: str
+    num_examples: int
+    class_names: tuple
+
+
+def image_kind(path: str):
+    """The image format of ``path`` if its bytes look complete, else ``None``.
+
+    Checks the signature at the start and, for JPEG and PNG, the end marker, so a
+    truncated download or a text file renamed ``.jpg`` is caught without decoding.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(size - 12, 0))
+            tail = f.read()
+    except OSError:
+        return None
+    kind = next((k for sig, k in _SIGNATURES.items() if head.startswith(sig)), None)
+    if kind == "jpeg" and b"\xff\xd9" not in tail[-4:]:
+        return None
+    if kind == "png" and b"IEND" not in tail:
+        return None
+    return kind
+
+
+def list_image_folder(root: str, class_names=None, validate: bool = True) -> FileSource:
+    """Lists ``root/<class>/<image>`` files, skipping (and counting) unreadable ones.
+
+    Args:
+        root: a folder with one sub-folder per class.
+        class_names: the classes in label order; default: sorted sub-folders.
+        validate: check each file's signature and end marker (fast, no decode).
+
+    Returns:
+        A ``FileSource`` with files in a stable (sorted) order.
+
+    Raises:
+        FileNotFoundError / ValueError: missing folder, no classes, or no images at all.
+
+    Example:
+        >>> source = list_image_folder(keras_vit.datasets.cifar10_dir("test"))  # doctest: +SKIP
+        >>> source.num_examples, source.class_names[:2]
+        (10000, ('airplane', 'automobile'))
+    """
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"Image folder not found: data={root!r}. Pass a folder of class sub-folders.")
+    found = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
+    if class_names is None:
+        class_names = tuple(found)
+    if not class_names:
+        raise ValueError(
+            f"No class sub-folders in {root!r}. Expected {root}/<class_name>/<image>.jpg "
+            f"(or {root}/train/<class_name>/... with split folders)."
+        )
+    paths, labels, skipped, empty = [], [], [], []
+    for label, name in enumerate(class_names):
+        folder = os.path.join(root, name)
+        files = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+        count = 0
+        for file in files:
+            path = os.path.join(folder, file)
+            if file.startswith(".") or not os.path.isfile(path):
+                continue
+            if not file.lower().endswith(IMAGE_EXTENSIONS) or (validate and image_kind(path) is None):
+                skipped.append(path)
+                continue
+            paths.append(path)
+            labels.append(label)
+            count += 1
+        if count == 0:
+            empty.append(name)
+    if not paths:
+        raise ValueError(f"No readable images under {root!r} (skipped {len(skipped)} files).")
+    if empty:
+        log.warning("%d class folder(s) of %s hold no readable image: %s", len(empty), root, empty[:10])
+    if skipped:
+        log.warning(
+            "Skipped %d unreadable or non-image file(s) under %s, e.g. %s", len(skipped), root, skipped[:3]
+        )
+    return FileSource(paths, np.asarray(labels, np.int64), tuple(class_names), skipped)
+
+
+def _split_folder(root: str, split: str):
+    for alias in SPLIT_ALIASES.get(split, (split,)):
+        if os.path.isdir(os.path.join(root, alias)):
+            return os.path.join(root, alias)
+    return None
+
+
+def _is_class_root(root: str) -> bool:
+    subdirs = [d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))]
+    return bool(subdirs) and not any(d in sum(SPLIT_ALIASES.values(), ()) for d in subdirs)
+
+
+def load_source(data: str, split: str = "train", data_dir=None, class_names=None, validate: bool = True):
+    """Resolves a data spec (see the module docstring) to the source of one split.
+
+    Args:
+        data: ``digits``, ``cifar10``, ``folder:PATH``, a directory, ``tfds:NAME``
+            or ``tfds-folder:PATH``.
+        split: ``"train"`` or ``"test"`` (``val``/``validation`` folders count as test).
+        data_dir: TFDS data directory for ``tfds:`` specs.
+        class_names: label order to enforce (the train split's), for folders.
+
+    Returns:
+        A ``FileSource``, ``ArraySource`` or ``TfdsSource``.
+    """
+    if not isinstance(data, str) or not data:
+        raise ValueError(f"data must be a non-empty string; received data={data!r}.")
+    if data == "digits":
+        from keras_vit.datasets import DIGIT_LABELS, load_digits
+
+        (x, y), (xt, yt) = load_digits()
+        return ArraySource(*((x, y) if split == "train" else (xt, yt)), DIGIT_LABELS)
+    if data == "cifar10":
+        from keras_vit.datasets import CIFAR10_LABELS, cifar10_dir
+
+        root = cifar10_dir(split)
+        if root is None:
+            raise FileNotFoundError(
+                "data='cifar10' needs the shared CIFAR-10 archives; set KERAS_VIT_DATA to the folder holding "
+                "cifar10/cifar10-{train,test}.tar.gz, or pass data=folder:PATH."
+            )
+        return list_image_folder(root, class_names or CIFAR10_LABELS, validate)
+    if data.startswith("tfds:"):
+        return _tfds_source(data[5:], split, data_dir)
+    if data.startswith("tfds-folder:"):
+        return _tfds_folder_source(data[len("tfds-folder:"):], split)
+    path = data[len("folder:"):] if data.startswith("folder:") else data
+    if not os.path.isdir(path):
+        raise ValueError(
+            f"Unknown data {data!r}: not a folder, and not one of 'digits', 'cifar10', 'folder:PATH', "
+            f"'tfds:NAME', 'tfds-folder:PATH'."
+        )
+    root = _split_folder(path, split)
+    if root is None:
+        if not _is_class_root(path):
+            raise FileNotFoundError(
+                f"No {split!r} split under {path!r}: expected {path}/{split}/<class>/ "
+                f"(found {sorted(os.listdir(path))[:10]})."
+            )
+        root = path
+    return list_image_folder(root, class_names, validate)
+
+
+def _tfds_source(name: str, split: str, data_dir):
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except Exception as error:  # tfds raises several types for unknown names
+        raise ValueError(
+            f"Unknown TFDS data set {name!r} (data_dir={data_dir!r}): {error}. TFDS cannot download here: "
+            f"prepare it elsewhere and pass --data-dir, or use data=folder:PATH."
+        ) from None
+    if not builder.info.splits:
+        raise FileNotFoundError(
+            f"TFDS data set {name!r} is not prepared in data_dir={builder.data_dir!r}; TFDS cannot download here."
+        )
+    return _tfds_split(builder, split)
+
+
+def _tfds_split(builder, split):
+    splits = builder.info.splits
+    chosen = next((a for a in SPLIT_ALIASES.get(split, (split,)) if a in splits), None)
+    if chosen is None:
+        raise ValueError(f"TFDS data set {builder.name!r} has no {split!r} split; it has {sorted(splits)}.")
+    label = builder.info.features["label"]
+    return TfdsSource(builder, chosen, int(splits[chosen].num_examples), tuple(label.names))
+
+
+def _tfds_folder_source(root: str, split: str):
+    import tensorflow_datasets as tfds
+
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"Image folder not found: data='tfds-folder:{root}'.")
+    return _tfds_split(tfds.ImageFolder(root), split)
+
+
+def subset(source, count, seed: int = 0):
+    """A seeded random subset of ``count`` examples (kept in original order); TFDS sources are capped."""
+    if count is None or count >= source.num_examples:
+        return source
+    if isinstance(source, TfdsSource):
+        return dataclasses.replace(source, num_examples=int(count))
+    keep = np.sort(np.random.default_rng(seed).permutation(source.num_examples)[:count])
+    if isinstance(source, ArraySource):
+        return ArraySource(source.images[keep], source.labels[keep], source.class_names)
+    return FileSource([source.paths[i] for i in keep], source.labels[keep], source.class_names, source.skipped)
