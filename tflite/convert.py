@@ -30,7 +30,7 @@ DEFAULT_FORMULATIONS = {
     "int8": Formulation(),
     "uint8": Formulation(),
     "int16x8": Formulation(),
-    "edgetpu": Formulation(gelu="sigmoid"),
+    "edgetpu": Formulation(attention="per_head", gelu="sigmoid", patch_embedding="conv"),
 }
 
 

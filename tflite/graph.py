@@ -8,6 +8,9 @@ weights:
 * ``attention="batch_matmul"``: the model's own attention (``q k^T`` and ``attn v`` become
   ``BATCH_MATMUL``). ``"per_head"``: each head's two products are traced as 2-D matmuls, so the
   converter emits ``FULLY_CONNECTED`` ops with an activation as the "weights" operand.
+* ``patch_embedding="conv"``: the patch projection as one ``CONV_2D`` (kernel = stride = P, the
+  Dense kernel reshaped to ``(P, P, C, D)``) instead of a 6-D reshape/transpose + ``FULLY_CONNECTED``
+  (the Edge TPU takes no tensor with more than 3 dimensions larger than 1).
 * ``gelu``: ``"erf"`` (exact; the converter fuses it into the builtin ``GELU``), ``"tanh"`` (the
   tanh approximation; also fused into ``GELU``), ``"sigmoid"`` (the same tanh approximation
   written as ``x * sigmoid(2 * sqrt(2/pi) * (x + 0.044715 x^3))``, an identity, which the
@@ -25,6 +28,7 @@ import math
 
 ATTENTIONS = ("batch_matmul", "per_head")
 GELUS = ("erf", "tanh", "sigmoid")
+PATCH_EMBEDDINGS = ("dense", "conv")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,8 +37,13 @@ class Formulation:
 
     attention: str = "batch_matmul"
     gelu: str = "erf"
+    patch_embedding: str = "dense"
 
     def __post_init__(self):
+        if self.patch_embedding not in PATCH_EMBEDDINGS:
+            raise ValueError(
+                f"patch_embedding must be one of {PATCH_EMBEDDINGS}; received patch_embedding={self.patch_embedding!r}."
+            )
         if self.attention not in ATTENTIONS:
             raise ValueError(f"attention must be one of {ATTENTIONS}; received attention={self.attention!r}.")
         if self.gelu not in GELUS:
@@ -42,7 +51,7 @@ class Formulation:
 
     @property
     def uses_model_call(self) -> bool:
-        return self.attention == "batch_matmul" and self.gelu in ("erf", "tanh")
+        return self.attention == "batch_matmul" and self.gelu in ("erf", "tanh") and self.patch_embedding == "dense"
 
 
 def _gelu(x, form):
@@ -75,9 +84,24 @@ def _attention(layer, tokens, form):
         key = qkv[:, dim + h * head_dim:dim + (h + 1) * head_dim]
         value = qkv[:, 2 * dim + h * head_dim:2 * dim + (h + 1) * head_dim]
         weights = tf.nn.softmax(tf.matmul(query, key, transpose_b=True), axis=-1)  # (N, N)
-        outputs.append(tf.matmul(weights, value))  # (N, head_dim)
+        # weights @ value == FC(weights, value^T): written so, the converter emits FULLY_CONNECTED.
+        outputs.append(tf.matmul(weights, tf.transpose(value), transpose_b=True))  # (N, head_dim)
     attended = tf.reshape(tf.concat(outputs, axis=-1), (1, num_tokens, dim))
     return layer.proj(attended)
+
+
+def _embed(model, images, formulation):
+    import tensorflow as tf
+
+    encoder = model.get_layer("patch_encoder")
+    if formulation.patch_embedding == "dense":
+        return encoder(model.get_layer("patches")(images))
+    p, channels = model.patch_size, images.shape[-1]
+    kernel = tf.reshape(encoder.projection.kernel, (p, p, channels, encoder.hidden_dim))
+    x = tf.nn.conv2d(images, kernel, strides=p, padding="VALID") + encoder.projection.bias
+    x = tf.reshape(x, (1, -1, encoder.hidden_dim))
+    tokens = tf.concat([tf.cast(encoder.class_token, x.dtype), x], axis=1)
+    return tokens + encoder.position_embeddings
 
 
 def _block(block, tokens, formulation):
@@ -103,7 +127,7 @@ def forward(model, images, formulation: Formulation):
     with export_formulation(gelu="tanh" if formulation.gelu == "tanh" else "erf", layer_norm="decomposed"):
         if formulation.uses_model_call:
             return model(images, training=False)
-        x = model.get_layer("patch_encoder")(model.get_layer("patches")(images))
+        x = _embed(model, images, formulation)
         for i in range(model.num_layers):
             x = _block(model.get_layer(f"block_{i}"), x, formulation)
         return _head(model.get_layer("head"), x, formulation)
