@@ -29,6 +29,7 @@ import math
 ATTENTIONS = ("batch_matmul", "per_head")
 GELUS = ("erf", "tanh", "sigmoid")
 PATCH_EMBEDDINGS = ("dense", "conv")
+LAYER_NORMS = ("decomposed", "newton")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,8 +39,11 @@ class Formulation:
     attention: str = "batch_matmul"
     gelu: str = "erf"
     patch_embedding: str = "dense"
+    layer_norm: str = "decomposed"
 
     def __post_init__(self):
+        if self.layer_norm not in LAYER_NORMS:
+            raise ValueError(f"layer_norm must be one of {LAYER_NORMS}; received layer_norm={self.layer_norm!r}.")
         if self.patch_embedding not in PATCH_EMBEDDINGS:
             raise ValueError(
                 f"patch_embedding must be one of {PATCH_EMBEDDINGS}; received patch_embedding={self.patch_embedding!r}."
@@ -51,7 +55,8 @@ class Formulation:
 
     @property
     def uses_model_call(self) -> bool:
-        return self.attention == "batch_matmul" and self.gelu in ("erf", "tanh") and self.patch_embedding == "dense"
+        return (self.attention == "batch_matmul" and self.gelu in ("erf", "tanh") and self.patch_embedding == "dense"
+                and self.layer_norm == "decomposed")
 
 
 def _gelu(x, form):
@@ -104,16 +109,31 @@ def _embed(model, images, formulation):
     return tokens + encoder.position_embeddings
 
 
+def _layer_norm(layer, x, form):
+    import tensorflow as tf
+
+    if form == "decomposed":
+        return layer(x)
+    d = x - tf.reduce_mean(x, axis=-1, keepdims=True)
+    variance = tf.reduce_mean(d * d, axis=-1, keepdims=True) + layer.epsilon
+    y = tf.math.rsqrt(variance)
+    # One Newton step y <- y (1.5 - 0.5 v y^2): the quantized RSQRT lookup table is coarse near 0
+    # (small-variance tokens); the step works on v y^2 ~ 1, a range integer MULs represent well.
+    y = y * (1.5 - 0.5 * (variance * (y * y)))
+    return d * y * layer.gamma + layer.beta
+
+
 def _block(block, tokens, formulation):
-    tokens = tokens + _attention(block.attention, block.norm1(tokens), formulation.attention)
+    norm = formulation.layer_norm
+    tokens = tokens + _attention(block.attention, _layer_norm(block.norm1, tokens, norm), formulation.attention)
     mlp = block.mlp
-    return tokens + mlp.fc2(_gelu(mlp.fc1(block.norm2(tokens)), formulation.gelu))
+    return tokens + mlp.fc2(_gelu(mlp.fc1(_layer_norm(block.norm2, tokens, norm)), formulation.gelu))
 
 
 def _head(head, tokens, formulation):
     import tensorflow as tf
 
-    tokens = head.norm(tokens)
+    tokens = _layer_norm(head.norm, tokens, formulation.layer_norm)
     x = tokens[:, 0] if head.pooling == "token" else tf.reduce_mean(tokens[:, 1:], axis=1)
     if head.pre_logits is not None:
         x = _gelu(head.pre_logits(x), formulation.gelu)
