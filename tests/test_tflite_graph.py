@@ -20,6 +20,7 @@ def model_and_images(cifar10_sample):
 
 @pytest.mark.parametrize("overrides,reference_gelu,tolerance", [
     ({"attention": "per_head"}, "erf", 1e-5),
+    ({"attention": "sliced"}, "erf", 1e-5),
     ({"patch_embedding": "conv"}, "erf", 1e-5),
     ({"layer_norm": "newton"}, "erf", 1e-4),
     ({"gelu": "sigmoid"}, "tanh", 1e-5),  # x*sigmoid(2z) is exactly the tanh approximation

@@ -24,12 +24,12 @@ from keras_vit.tflite.modes import get_mode
 
 # The graph each mode traces by default (see graph.py and benchmarks/RESULTS_tflite.md).
 DEFAULT_FORMULATIONS = {
-    "float32": Formulation(),
-    "float16": Formulation(),
-    "dynamic": Formulation(),
-    "int8": Formulation(),
-    "uint8": Formulation(),
-    "int16x8": Formulation(layer_norm="newton"),  # agreement 96.8% -> 99.3% (RESULTS_tflite.md)
+    "float32": Formulation(attention="sliced"),  # every op in one XNNPACK partition
+    "float16": Formulation(attention="sliced"),
+    "dynamic": Formulation(attention="sliced"),
+    "int8": Formulation(attention="sliced", gelu="sigmoid"),  # GELU as MUL/ADD/LOGISTIC: XNNPACK int8 takes them
+    "uint8": Formulation(attention="sliced", gelu="sigmoid"),
+    "int16x8": Formulation(attention="sliced", layer_norm="newton"),  # agreement 96.8% -> 99.3%
     "edgetpu": Formulation(attention="per_head", gelu="sigmoid", patch_embedding="conv"),
 }
 

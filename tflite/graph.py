@@ -5,6 +5,9 @@
 more choices matter, and they are made here, at trace time, without touching the model or its
 weights:
 
+* ``attention="sliced"``: the same products, with q / k / v cut from the 3-D ``qkv`` tensor before
+  the head reshape, and the [class] token taken as a 3-D slice: XNNPACK takes every op of the
+  float graph then (the model's 5-D slices stay outside its partitions).
 * ``attention="batch_matmul"``: the model's own attention (``q k^T`` and ``attn v`` become
   ``BATCH_MATMUL``). ``"per_head"``: each head's two products are traced as 2-D matmuls, so the
   converter emits ``FULLY_CONNECTED`` ops with an activation as the "weights" operand.
@@ -26,7 +29,7 @@ Example:
 import dataclasses
 import math
 
-ATTENTIONS = ("batch_matmul", "per_head")
+ATTENTIONS = ("batch_matmul", "sliced", "per_head")
 GELUS = ("erf", "tanh", "sigmoid")
 PATCH_EMBEDDINGS = ("dense", "conv")
 LAYER_NORMS = ("decomposed", "newton")
@@ -76,6 +79,17 @@ def _attention(layer, tokens, form):
     num_tokens, dim = tokens.shape[1], tokens.shape[2]
     heads, head_dim = layer.num_heads, dim // layer.num_heads
     qkv = layer.qkv(tokens)  # (1, N, 3D): [q | k | v], heads contiguous inside each
+    if form == "sliced":
+        # q, k, v cut from the 3-D qkv tensor along its last axis (XNNPACK takes these slices; it
+        # leaves the model's 5-D qkv[0] / qkv[1] / qkv[2] slices outside its partitions).
+        def heads_first(x):
+            return tf.transpose(tf.reshape(x, (-1, num_tokens, heads, head_dim)), (0, 2, 1, 3))
+
+        query = heads_first(qkv[:, :, :dim] * (head_dim**-0.5))
+        key, value = heads_first(qkv[:, :, dim:2 * dim]), heads_first(qkv[:, :, 2 * dim:])
+        weights = tf.nn.softmax(tf.matmul(query, key, transpose_b=True), axis=-1)
+        attended = tf.reshape(tf.transpose(tf.matmul(weights, value), (0, 2, 1, 3)), (-1, num_tokens, dim))
+        return layer.proj(attended)
     if form == "batch_matmul":
         qkv = tf.transpose(tf.reshape(qkv, (-1, num_tokens, 3, heads, head_dim)), (2, 0, 3, 1, 4))
         query, key, value = qkv[0] * (head_dim**-0.5), qkv[1], qkv[2]
@@ -134,7 +148,10 @@ def _head(head, tokens, formulation):
     import tensorflow as tf
 
     tokens = _layer_norm(head.norm, tokens, formulation.layer_norm)
-    x = tokens[:, 0] if head.pooling == "token" else tf.reduce_mean(tokens[:, 1:], axis=1)
+    if head.pooling == "token":  # a 3-D slice + reshape (XNNPACK does not take the shrinking slice tokens[:, 0])
+        x = tf.reshape(tokens[:, :1], (-1, tokens.shape[-1]))
+    else:
+        x = tf.reduce_mean(tokens[:, 1:], axis=1)
     if head.pre_logits is not None:
         x = _gelu(head.pre_logits(x), formulation.gelu)
     return head.head(x) if head.head is not None else x
