@@ -102,7 +102,7 @@ def test_contract_alone_is_enough_to_run_the_int8_model(exported, cifar10_sample
     contract = json.loads((out / "vit_int8.json").read_text())
     pixels = cifar10_sample[0][:20]
     p, q, o = contract["preprocessing"], contract["input"], contract["output"]
-    x = (pixels / 255.0 - np.array(p["mean"])) / np.array(p["std"])
+    x = (pixels.astype(np.float32) / 255.0 - np.float32(p["mean"])) / np.float32(p["std"])  # float32, as on a phone
     x = np.clip(np.round(x / q["scale"]) + q["zero_point"], -128, 127).astype(np.int8)
     interpreter = Interpreter(model_path=str(out / "vit_int8.tflite"))
     interpreter.allocate_tensors()

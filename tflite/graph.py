@@ -157,12 +157,21 @@ def _head(head, tokens, formulation):
     return head.head(x) if head.head is not None else x
 
 
+def _is_vision_transformer(model) -> bool:
+    names = {layer.name for layer in model.layers}
+    return {"patches", "patch_encoder", "head"} <= names and hasattr(model, "num_layers")
+
+
 def forward(model, images, formulation: Formulation):
-    """The ViT forward pass at inference, written with ``formulation`` on the model's own layers."""
+    """The ViT forward pass at inference, written with ``formulation`` on the model's own layers.
+
+    A model that is not a ``VisionTransformer`` (no ``patches`` / ``patch_encoder`` / ``head``
+    layers) is traced through its own call, in ``export_formulation()``.
+    """
     from keras_vit.layers import export_formulation
 
     with export_formulation(gelu="tanh" if formulation.gelu == "tanh" else "erf", layer_norm="decomposed"):
-        if formulation.uses_model_call:
+        if formulation.uses_model_call or not _is_vision_transformer(model):
             return model(images, training=False)
         x = _embed(model, images, formulation)
         for i in range(model.num_layers):
