@@ -23,7 +23,7 @@ def add_arguments(parser):
     parser.add_argument("--labels", default=None, help="text file with one class name a line, or a comma list")
     parser.add_argument("--verify-images", default=None, help="held-out image folder for the parity check")
     parser.add_argument("--verify-count", type=int, default=200, help="held-out images compared (default 200)")
-    parser.add_argument("--attention", choices=("batch_matmul", "per_head"), default=None,
+    parser.add_argument("--attention", choices=("batch_matmul", "sliced", "per_head"), default=None,
                         help="attention formulation of the traced graph (default per mode)")
     parser.add_argument("--gelu", choices=("erf", "tanh", "sigmoid"), default=None,
                         help="GELU formulation of the traced graph (default per mode)")
@@ -66,9 +66,7 @@ def load_model(value):
 
 
 def run(args) -> int:
-    import numpy as np
-
-    from keras_vit.tflite.graph import Formulation
+    import dataclasses
 
     fmt = args.format or ("onnx" if args.output.endswith(".onnx") else "tflite")
     model = load_model(args.model)
@@ -99,8 +97,8 @@ def run(args) -> int:
         path = args.output
         if len(modes) > 1:
             path = f"{os.path.splitext(args.output)[0]}_{mode}.tflite"
-        base = DEFAULT_FORMULATIONS[mode]
-        formulation = Formulation(attention=args.attention or base.attention, gelu=args.gelu or base.gelu)
+        overrides = {k: v for k, v in (("attention", args.attention), ("gelu", args.gelu)) if v}
+        formulation = dataclasses.replace(DEFAULT_FORMULATIONS[mode], **overrides)
         report = export_tflite(model, path, mode=mode, calibration=calibration, labels=labels,
                                calibration_size=args.calibration_size, formulation=formulation,
                                per_channel=not args.per_tensor)

@@ -94,7 +94,8 @@ class LiteRTModel:
         else:
             self.labels = check_labels(None, num_outputs)
             height, width, channels = (int(s) for s in self.input["shape"][1:])
-            self.preprocessing = Preprocessing(image_size=(height, width), channels=channels)
+            self.preprocessing = Preprocessing(image_size=(height, width), channels=channels,
+                                               mean=(0.5,) * channels, std=(0.5,) * channels)
         self.mode = self.contract["mode"] if self.contract else None
 
     @property

@@ -1,0 +1,182 @@
+"""Batch-1 latency of ViT-Ti/16 at 224x224 in every TFLite mode (LiteRT, 2 threads), next to KerasHub and timm.
+
+In one run: our ``vit_tiny_patch16_224`` exported in every mode and in int8 graph variants
+(:mod:`keras_vit.tflite.graph` formulations), KerasHub's ViT-Ti (``keras_hub.models.ViTBackbone`` with
+the Ti sizes, random weights: no download) converted to float / dynamic-range / full-int8 TFLite,
+and timm's ``vit_tiny_patch16_224`` in PyTorch eager. For each LiteRT file it records the XNNPACK
+DELEGATE partition count and the ops left outside XNNPACK (the op profile that explains a slow
+integer graph). Weights are random: latency does not depend on their values; int8 calibration
+uses 32 real CIFAR-10 images resized to 224.
+
+Needs torch==2.13.0 timm==1.0.31 keras-hub==0.32.0 beside keras_vit (a separate venv is fine):
+    python benchmarks/tflite_latency.py --threads 2 --runs 100
+Results: benchmarks/results/tflite_latency.json.
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+# name: (mode, formulation overrides or None for the mode's default)
+OURS = {
+    "float32": ("float32", None),
+    "float32 model call (before)": ("float32", {}),
+    "float16": ("float16", None),
+    "dynamic": ("dynamic", None),
+    "dynamic model call (before)": ("dynamic", {}),
+    "int8": ("int8", None),
+    "int8 model call (before)": ("int8", {}),
+    "int8 gelu=sigmoid": ("int8", {"gelu": "sigmoid"}),
+    "int8 attention=sliced": ("int8", {"attention": "sliced"}),
+    "int8 attention=per_head": ("int8", {"attention": "per_head"}),
+    "uint8": ("uint8", None),
+    "int16x8": ("int16x8", None),
+    "edgetpu": ("edgetpu", None),
+}
+
+TIMM_CODE = """
+import json, sys, time, torch
+# The PyPI torchvision wheel cannot load its C ops beside the local CPU torch wheel; timm imports
+# torchvision, whose import needs these two operator names to exist. The ViT never calls them.
+torch.library.define("torchvision::nms", "(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+torch.library.define("torchvision::qnms", "(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+import timm
+torch.set_num_threads({threads})
+model = timm.create_model("vit_tiny_patch16_224", pretrained=False).eval()
+x = torch.randn(1, 3, 224, 224)
+with torch.inference_mode():
+    for _ in range({warmup}):
+        model(x)
+    times = []
+    for _ in range({runs}):
+        start = time.perf_counter(); model(x); times.append((time.perf_counter() - start) * 1e3)
+times.sort()
+print(json.dumps({{"p50_ms": times[len(times) // 2], "p90_ms": times[int(len(times) * 0.9)],
+                  "mean_ms": sum(times) / len(times), "torch": torch.__version__, "timm": timm.__version__}}))
+"""
+
+
+def _keras_hub_model():
+    import keras_hub
+
+    backbone = keras_hub.models.ViTBackbone(
+        image_shape=(224, 224, 3), patch_size=16, num_layers=12, num_heads=3, hidden_dim=192, mlp_dim=768,
+    )
+    return keras_hub.models.ViTImageClassifier(backbone=backbone, num_classes=1000, preprocessor=None)
+
+
+def _convert_keras_hub(model, path, mode, images):
+    """KerasHub's model through the same converter settings (builtin ops, batch-1 signature)."""
+    import keras
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as saved:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint("serving_default", lambda x: model(x, training=False),
+                             input_signature=[tf.TensorSpec((1, 224, 224, 3), tf.float32, name="images")])
+        archive.write_out(saved, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if mode != "float32":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if mode == "int8":
+            converter.representative_dataset = lambda: ([image[None]] for image in images)
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = converter.inference_output_type = tf.int8
+        data = converter.convert()
+    with open(path, "wb") as handle:
+        handle.write(data)
+
+
+def _profile(path, threads, runs, warmup):
+    """Latency plus the op profile: the graph's ops (from the file) and the XNNPACK partition count.
+
+    The interpreter's node list keeps the original nodes beside the DELEGATE nodes, so it cannot
+    tell which ops stayed outside XNNPACK; each extra partition is one break caused by an op that
+    XNNPACK does not take, which the graph variants below attribute (e.g. GELU -> sigmoid form).
+    """
+    from keras_vit.tflite.inspection import inspect_file
+    from keras_vit.tflite.runtime import LiteRTModel
+
+    model = LiteRTModel(path, num_threads=threads)
+    result = model.benchmark(runs=runs, warmup=warmup)
+    result.update(size_mib=os.path.getsize(path) / 2**20, delegate_partitions=model.delegate_partitions(),
+                  graph_ops=dict(sorted(inspect_file(path).op_counts().items())))
+    return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--only", nargs="*", default=None, help="names of our variants to run")
+    parser.add_argument("--skip-references", action="store_true", help="skip KerasHub and timm")
+    parser.add_argument("--output", default=os.path.join(os.path.dirname(__file__), "results", "tflite_latency.json"))
+    args = parser.parse_args(argv)
+
+    import numpy as np
+
+    import keras_vit
+    from keras_vit.datasets import cifar10_dir
+    from keras_vit.preprocessing import Preprocessing
+    from keras_vit.tflite.contract import atomic_write
+    from keras_vit.tflite.convert import DEFAULT_FORMULATIONS, export_tflite
+    from keras_vit.tflite.graph import Formulation
+    from keras_vit.tflite.images import read_image_folder
+
+    pixels, _, _ = read_image_folder(cifar10_dir("train"), 224, limit=32, seed=7)
+    images = Preprocessing(image_size=224).normalize(pixels)
+    model = keras_vit.create_model("vit_tiny_patch16_224")
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {}
+        for name in args.only or list(OURS):
+            mode, overrides = OURS[name]
+            formulation = DEFAULT_FORMULATIONS[mode] if overrides is None else Formulation(**overrides)
+            path = os.path.join(tmp, f"ours_{len(files)}.tflite")
+            start = time.time()
+            export_tflite(model, path, mode=mode, calibration=images, calibration_size=len(images),
+                          formulation=formulation)
+            print(f"exported ours {name} in {time.time() - start:.0f} s", flush=True)
+            files[f"keras_vit {name}"] = path
+        if not args.skip_references:
+            hub = _keras_hub_model()
+            for mode in ("float32", "dynamic", "int8"):
+                path = os.path.join(tmp, f"hub_{mode}.tflite")
+                _convert_keras_hub(hub, path, mode, images)
+                print(f"exported KerasHub {mode}", flush=True)
+                files[f"KerasHub ViT-Ti {mode}"] = path
+        for name, path in files.items():
+            rows[name] = _profile(path, args.threads, args.runs, args.warmup)
+            r = rows[name]
+            print(f"{name:<40} p50 {r['p50_ms']:7.2f} ms  p90 {r['p90_ms']:7.2f}  {r['size_mib']:5.1f} MiB  "
+                  f"{r['delegate_partitions']:3d} partitions  graph ops: {r['graph_ops']}", flush=True)
+    if not args.skip_references:
+        code = TIMM_CODE.format(threads=args.threads, runs=args.runs, warmup=args.warmup)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        rows["timm vit_tiny_patch16_224 (PyTorch eager)"] = json.loads(out.strip().splitlines()[-1])
+        print(f"timm eager p50 {rows['timm vit_tiny_patch16_224 (PyTorch eager)']['p50_ms']:.2f} ms")
+    load = os.getloadavg()
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.machine()} {os.cpu_count()} cores",
+            "threads": args.threads, "runs": args.runs, "warmup": args.warmup, "loadavg_at_end": load,
+            "note": "shared 2-core machine: other helpers' jobs were running; compare rows within this run",
+            "command": "python benchmarks/tflite_latency.py " + " ".join(argv or sys.argv[1:])}
+    atomic_write(args.output, json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
+    print("\n| model | p50 ms | p90 ms | MiB | XNNPACK partitions |\n|---|---|---|---|---|")
+    for name, r in rows.items():
+        print(f"| {name} | {r['p50_ms']:.2f} | {r['p90_ms']:.2f} | {r.get('size_mib', float('nan')):.1f} | "
+              f"{r.get('delegate_partitions', '-')} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

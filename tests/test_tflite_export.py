@@ -1,0 +1,135 @@
+"""End to end: a briefly trained vit_test exported in every mode by the CLI, each file verified.
+
+One subprocess (conversions leak memory) trains vit_test for a few epochs on 1,000 real CIFAR-10
+training images, then runs ``keras-vit export --mode all`` with calibration from the training
+folder and the parity check on 200 held-out test images. The tests below read the files it wrote.
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from conftest import run_python
+
+from keras_vit.datasets import CIFAR10_LABELS
+
+MODES = ("dynamic", "edgetpu", "float16", "float32", "int16x8", "int8", "uint8")
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, cifar10_train_root, cifar10_test_root):
+    out = tmp_path_factory.mktemp("export")
+    model_path = str(out / "vit_test.keras")
+    code = f"""
+import sys
+sys.path.insert(0, {HERE!r})
+import keras
+from conftest import read_image_folder
+import keras_vit
+from keras_vit.preprocessing import Preprocessing
+keras.utils.set_random_seed(0)
+x, y = read_image_folder({cifar10_train_root!r}, per_class=100)
+model = keras_vit.create_model("vit_test")
+model.compile(keras.optimizers.Adam(2e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+model.fit(Preprocessing.for_model(model).normalize(x), y, epochs=4, batch_size=50, verbose=0)
+model.save({model_path!r})
+from keras_vit.cli import main
+code = main(["export", {model_path!r}, {str(out / "vit.tflite")!r}, "--mode", "all",
+             "--calibration", {cifar10_train_root!r}, "--calibration-size", "100",
+             "--verify-images", {cifar10_test_root!r}, "--verify-count", "200",
+             "--labels", {",".join(CIFAR10_LABELS)!r}])
+print("EXIT", code)
+"""
+    stdout = run_python(code, timeout=900)
+    return out, stdout
+
+
+@pytest.mark.slow
+def test_every_mode_exports_and_passes_its_verifier(exported):
+    out, stdout = exported
+    assert "EXIT 0" in stdout, stdout
+    assert stdout.count("verdict    OK") == len(MODES), stdout
+    assert "[FAIL]" not in stdout
+    for mode in MODES:
+        assert os.path.getsize(out / f"vit_{mode}.tflite") > 10_000
+        contract = json.loads((out / f"vit_{mode}.json").read_text())
+        assert contract["mode"] == mode
+        assert contract["labels"] == list(CIFAR10_LABELS)
+        assert contract["input"]["shape"] == [1, 32, 32, 3]
+    # No temporary file is left behind by the atomic writes.
+    assert not [f for f in os.listdir(out) if f.endswith(".partial")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode,io", [("int8", "INT8"), ("uint8", "UINT8"), ("edgetpu", "UINT8"),
+                                     ("int16x8", "FLOAT32")])
+def test_integer_modes_have_no_float_op_inside(exported, mode, io):
+    from keras_vit.tflite.inspection import inspect_file
+
+    info = inspect_file(exported[0] / f"vit_{mode}.tflite")
+    assert info.float_ops() == []
+    assert info.misplaced_edge_ops() == []
+    assert info.inputs[0][1] == io and info.outputs[0][1] == io
+    assert not info.has_dynamic_shapes and info.flex_ops() == []
+
+
+@pytest.mark.slow
+def test_edgetpu_export_has_no_fused_gelu_and_a_compatibility_report(exported):
+    from keras_vit.tflite.edgetpu import edgetpu_report, format_report
+    from keras_vit.tflite.inspection import inspect_file
+
+    path = exported[0] / "vit_edgetpu.tflite"
+    counts = inspect_file(path).op_counts()
+    assert "GELU" not in counts and counts["LOGISTIC"] == 2  # one sigmoid-form GELU per block
+    assert counts["CONV_2D"] == 1  # patch embedding as a convolution: no 6-D reshape
+    report = edgetpu_report(path)
+    assert report["int8"] and report["static_shapes"]
+    assert report["ops"][1].op == "CONV_2D" and report["ops"][1].placement == "tpu"
+    assert report["first_certain_cpu_op"].op in ("BATCH_MATMUL", "FULLY_CONNECTED")
+    assert "edgetpu_compiler" in format_report(report)
+
+
+@pytest.mark.slow
+def test_contract_alone_is_enough_to_run_the_int8_model(exported, cifar10_sample):
+    """What an Android app does: preprocess and quantize from the JSON, then dequantize the output."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from keras_vit.tflite.runtime import LiteRTModel
+
+    out = exported[0]
+    contract = json.loads((out / "vit_int8.json").read_text())
+    pixels = cifar10_sample[0][:20]
+    p, q, o = contract["preprocessing"], contract["input"], contract["output"]
+    x = (pixels.astype(np.float32) / 255.0 - np.float32(p["mean"])) / np.float32(p["std"])  # float32, as on a phone
+    x = np.clip(np.round(x / q["scale"]) + q["zero_point"], -128, 127).astype(np.int8)
+    interpreter = Interpreter(model_path=str(out / "vit_int8.tflite"))
+    interpreter.allocate_tensors()
+    logits = []
+    for image in x:
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image[None])
+        interpreter.invoke()
+        raw = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0]
+        logits.append((raw.astype(np.float32) - o["zero_point"]) * o["scale"])
+    expected = LiteRTModel(out / "vit_int8.tflite").predict(pixels)
+    np.testing.assert_allclose(np.stack(logits), expected, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_verifier_rejects_a_float_model_held_to_integer_rules(exported):
+    from keras_vit.tflite.verify import verify_tflite
+
+    report = verify_tflite(exported[0] / "vit_dynamic.tflite", mode="int8")
+    assert not report.ok
+    assert [c.name for c in report.failures()] == ["integer ops only", "io dtype"]
+    assert "FULLY_CONNECTED" in report.table()
+
+
+@pytest.mark.slow
+def test_verify_command_prints_the_op_table(exported, capsys):
+    from keras_vit.cli import main
+
+    assert main(["verify", str(exported[0] / "vit_uint8.tflite")]) == 0
+    printed = capsys.readouterr().out
+    assert "UINT8 [1, 32, 32, 3]" in printed and "DELEGATE partition" in printed and "verdict    OK" in printed
