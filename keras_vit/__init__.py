@@ -24,7 +24,16 @@ _MODEL_API = (
     "Patches", "TransformerBlock", "VisionTransformer", "create_model", "list_models", "layers",
 )
 
-if importlib.util.find_spec("keras") is not None:
+
+
+def _keras_installed() -> bool:
+    try:
+        return importlib.util.find_spec("keras") is not None
+    except (ImportError, ValueError):  # an import hook that hides keras, or a broken install
+        return False
+
+
+if _keras_installed():
     # Importing the layers registers them, so keras.models.load_model finds them.
     from keras_vit import layers
     from keras_vit.layers import (

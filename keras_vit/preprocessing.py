@@ -25,8 +25,8 @@ class Preprocessing:
 
     image_size: tuple = (224, 224)
     channels: int = 3
-    mean: tuple = (0.5, 0.5, 0.5)
-    std: tuple = (0.5, 0.5, 0.5)
+    mean: tuple = 0.5  # a number or one per channel
+    std: tuple = 0.5
     interpolation: str = "bilinear"
 
     def __post_init__(self):

@@ -54,10 +54,16 @@ class MultiHeadSelfAttention(keras.layers.Layer):
 
     def call(self, tokens, training=False, return_attention_scores=False):
         num_tokens, dim = tokens.shape[1], tokens.shape[2]
-        qkv = ops.reshape(self.qkv(tokens), (-1, num_tokens, 3, self.num_heads, self.head_dim))
-        qkv = ops.transpose(qkv, (2, 0, 3, 1, 4))  # (3, B, heads, N, head_dim)
-        query, key, value = qkv[0], qkv[1], qkv[2]
-        query = query * ops.cast(self.head_dim**-0.5, query.dtype)
+        qkv = self.qkv(tokens)
+
+        def heads(x):  # (B, N, D) -> (B, heads, N, head_dim)
+            return ops.transpose(ops.reshape(x, (-1, num_tokens, self.num_heads, self.head_dim)), (0, 2, 1, 3))
+
+        # q, k, v are cut from the 3-D qkv tensor on its last axis: a 5-D reshape-and-index form is the
+        # same function but leaves STRIDED_SLICEs that XNNPACK will not take (14 partitions instead of 1).
+        query = heads(qkv[..., :dim]) * ops.cast(self.head_dim**-0.5, qkv.dtype)
+        key = heads(qkv[..., dim : 2 * dim])
+        value = heads(qkv[..., 2 * dim :])
         scores = ops.matmul(query, ops.transpose(key, (0, 1, 3, 2)))
         weights = ops.cast(ops.softmax(ops.cast(scores, "float32"), axis=-1), value.dtype)
         attended = ops.matmul(self.dropout(weights, training=training), value)
