@@ -37,7 +37,7 @@ TRAIN = [
 RUNTIME = ["ai-edge-litert==2.3.0", "numpy==2.4.6", "pillow==13.0.0"]
 EXPORT = ["tf2onnx==1.17.0", "onnx==1.23.2", "onnxruntime==1.32.0", "protobuf==7.36.2"]
 PLOT = ["matplotlib==3.11.2"]
-TEST = ["pytest==9.0.3"]
+TEST = ["pytest==9.0.3", "importlib-resources==7.1.0"]  # importlib-resources: TFDS writes a data set (tests)
 
 setup(
     name="keras-vit",
