@@ -48,12 +48,14 @@ def _batch(batch, numpy_only=True):
 
 
 def _time(step, warmup, steps):
+    """Wall seconds and process CPU seconds (user + sys, all threads) of ``steps`` calls after warmup."""
     for _ in range(warmup):
         step()
-    start = time.perf_counter()
+    cpu_start, start = os.times(), time.perf_counter()
     for _ in range(steps):
         step()
-    return time.perf_counter() - start
+    wall, cpu_end = time.perf_counter() - start, os.times()
+    return wall, (cpu_end.user - cpu_start.user) + (cpu_end.system - cpu_start.system)
 
 
 def run_ours(batch, warmup, steps, threads, jit=True, precision="float32"):
@@ -76,8 +78,30 @@ def run_ours(batch, warmup, steps, threads, jit=True, precision="float32"):
     return _time(lambda: float(trainer.train_step(iterator)["loss"]), warmup, steps)
 
 
+def _torchvision_schemas():
+    """Lets ``import timm`` work beside the CPU torch wheel.
+
+    The only torchvision wheel in this index is a CUDA build whose C ops cannot load next to the
+    CPU torch, and its import then stops at two fake-kernel registrations for ops it never
+    defined. timm imports torchvision but its VisionTransformer never calls it; declaring the two
+    op schemas lets the import finish. Nothing here runs in the timed step.
+    """
+    import torch
+
+    if not hasattr(torch.ops, "torchvision") or not hasattr(torch.ops.torchvision, "nms"):
+        library = torch.library.Library("torchvision", "DEF")
+        for op in ("nms", "qnms"):
+            library.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+        _torchvision_schemas.library = library
+
+
 def run_timm(batch, warmup, steps, threads):
     import torch
+
+    try:
+        import torchvision  # noqa: F401
+    except RuntimeError:
+        _torchvision_schemas()
     from timm.models.vision_transformer import VisionTransformer
 
     if threads:
@@ -127,10 +151,11 @@ def worker(name, batch, warmup, steps, threads):
         "timm": lambda: run_timm(batch, warmup, steps, threads),
         "keras_hub": lambda: run_keras_hub(batch, warmup, steps, threads),
     }[name]
-    seconds = runner()
+    seconds, cpu_seconds = runner()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
     print("RESULT " + json.dumps({"name": name, "images_per_s": batch * steps / seconds,
-                                  "step_ms": 1000 * seconds / steps, "peak_rss_mib": round(peak, 1)}))
+                                  "step_ms": 1000 * seconds / steps, "peak_rss_mib": round(peak, 1),
+                                  "images_per_cpu_s": batch * steps / max(cpu_seconds, 1e-9)}))
 
 
 def main():
@@ -162,15 +187,17 @@ def main():
             result = json.loads(lines[-1][7:])
             result["load_before"] = round(load, 2)
             print(f"round {round_ + 1} {name:12s} {result['images_per_s']:7.1f} img/s  "
-                  f"{result['peak_rss_mib']:7.1f} MiB  (load {load:.2f})", flush=True)
+                  f"{result['images_per_cpu_s']:6.1f} img/CPU-s  {result['peak_rss_mib']:7.1f} MiB  "
+                  f"(load {load:.2f})", flush=True)
             best = results.get(name)
             if best is None or result["images_per_s"] > best["images_per_s"]:
                 results[name] = result
-    print(f"\n{'runner':12s} {'img/s':>8s} {'ms/step':>8s} {'peak MiB':>9s} {'vs timm':>8s}")
+    print(f"\n{'runner':12s} {'img/s':>8s} {'ms/step':>8s} {'img/CPU-s':>10s} {'peak MiB':>9s} {'vs timm':>8s}")
     timm = results.get("timm", {}).get("images_per_s")
     for name, r in results.items():
         ratio = f"{r['images_per_s'] / timm:.2f}x" if timm else "-"
-        print(f"{name:12s} {r['images_per_s']:8.1f} {r['step_ms']:8.1f} {r['peak_rss_mib']:9.1f} {ratio:>8s}")
+        print(f"{name:12s} {r['images_per_s']:8.1f} {r['step_ms']:8.1f} {r['images_per_cpu_s']:10.1f} "
+              f"{r['peak_rss_mib']:9.1f} {ratio:>8s}")
     record = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
