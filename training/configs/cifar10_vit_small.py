@@ -12,7 +12,8 @@ Quick check: ``--smoke`` (2 epochs x 4 steps, seconds).
 def get_config(runlocal: bool = False) -> dict:
     config = dict(
         model="vit_cifar_patch4_32",
-        model_overrides=dict(name="vit_cifar_small_patch8_32", patch_size=8, hidden_dim=128, num_layers=4, num_heads=4, mlp_dim=256),
+        model_overrides=dict(name="vit_cifar_small_patch8_32", patch_size=8, hidden_dim=128, num_layers=4,
+                             num_heads=4, mlp_dim=256),
         data="cifar10",
         epochs=8,
         batch_size=128,
