@@ -3,8 +3,10 @@
 Command:
     keras-vit train --config digits_vit --output-dir runs/digits
 
-Hardware: a shared 2-core x86 CPU, no GPU.
-Time and accuracy: see benchmarks/RESULTS_training.md (measured, with the command).
+Hardware: a 2-core AMD EPYC shared with other jobs, no GPU.
+Time: 2 min 43 s wall for 30 epochs x 22 steps (~2-3 s an epoch, ~500-700 img/s).
+Accuracy reached: 90.3% top-1 on the 360 held-out digits (keras_vit.datasets.load_digits split),
+train accuracy 91.8% (with augmentation and label smoothing); measured 2026-11-28.
 Quick check: ``--smoke`` (2 epochs x 4 steps, seconds).
 """
 
