@@ -48,7 +48,8 @@ WEIGHTS_TEST = [
     "transformers==5.23.0",
     "safetensors==0.8.0",
 ]
-TEST = ["pytest==9.0.3"] + WEIGHTS_TEST
+# importlib-resources: TFDS writes a small data set in the tests.
+TEST = ["pytest==9.0.3", "importlib-resources==7.1.0"] + WEIGHTS_TEST
 
 setup(
     name="keras-vit",

@@ -163,3 +163,39 @@ def test_rand_augment_and_mixing_keep_shapes_and_label_mass():
         assert images.shape == (8, 32, 32, 3) and np.isfinite(images.numpy()).all()
         np.testing.assert_allclose(labels.numpy().sum(-1), 1.0, atol=1e-5)
     assert (labels.numpy() > 0).sum(-1).max() >= 1
+
+
+def test_tfds_name_read_from_data_dir(tmp_path, cifar10_sample):
+    """Any TFDS name prepared in ``data_dir`` (TFDS cannot download here, so we write one of real images)."""
+    import tensorflow_datasets as tfds
+
+    images, labels = cifar10_sample
+    features = tfds.features.FeaturesDict({
+        "image": tfds.features.Image(shape=(32, 32, 3)),
+        "label": tfds.features.ClassLabel(names=list(keras_labels())),
+    })
+    splits = {"train": tf.data.Dataset.from_tensor_slices({"image": images[:160], "label": labels[:160]}),
+              "test": tf.data.Dataset.from_tensor_slices({"image": images[160:], "label": labels[160:]})}
+    tfds.dataset_builders.store_as_tfds_dataset(name="kv_cifar_sample", version="1.0.0", features=features,
+                                                split_datasets=splits, data_dir=str(tmp_path))
+    train = sources.load_source("tfds:kv_cifar_sample", "train", data_dir=str(tmp_path))
+    assert train.num_examples == 160 and train.class_names[0] == "airplane"
+    contract = Preprocessing(32)
+    ds = data.train_dataset(train, contract, 10, batch_size=8, steps_per_epoch=20, seed=0, augment=PLAIN)
+    seen = np.concatenate([np.argmax(y.numpy(), -1) for _, y in ds.take(20)])
+    np.testing.assert_array_equal(np.bincount(seen, minlength=10), np.bincount(labels[:160], minlength=10))
+    test = sources.load_source("tfds:kv_cifar_sample", "test", data_dir=str(tmp_path))
+    batch = next(iter(data.eval_dataset(test, contract, batch_size=40)))
+    # TFDS shuffles examples when it writes them: compare as a set (images keyed by their pixel sums).
+    got = batch[0].numpy().reshape(40, -1)
+    expected = contract.normalize(images[160:]).reshape(40, -1)
+    np.testing.assert_allclose(got[np.argsort(got.sum(1))], expected[np.argsort(expected.sum(1))], atol=1e-6)
+    assert sorted(batch[1].numpy().tolist()) == sorted(labels[160:].tolist())
+    with pytest.raises(ValueError, match="Unknown TFDS data set"):
+        sources.load_source("tfds:kv_cifar_sample", data_dir=str(tmp_path / "elsewhere"))
+
+
+def keras_labels():
+    from keras_vit.datasets import CIFAR10_LABELS
+
+    return CIFAR10_LABELS

@@ -65,8 +65,9 @@ def evaluate(model_path: str, data: str = "cifar10", split: str = "test", batch_
         num_pipelines=ctx.num_input_pipelines, pipeline_id=ctx.input_pipeline_id))
     trainer = Trainer(model, None, strategy, global_batch_size=batch_size)
     start = time.time()
-    with tqdm(total=-(-source.num_examples // batch_size), desc="evaluate", disable=not progress) as bar:
-        result = trainer.evaluate(dataset, progress=bar)
+    steps = -(-source.num_examples // batch_size)
+    with tqdm(total=steps, desc="evaluate", disable=not progress) as bar:
+        result = trainer.evaluate(dataset, progress=bar, steps=steps)
     seconds = time.time() - start
     return {"model": model_path, "data": data, "split": split, **result, "seconds": round(seconds, 2),
             "images_per_s": round(result["examples"] / max(seconds, 1e-9), 1),

@@ -126,8 +126,7 @@ def _train_map(contract, augment, num_classes):
 def _epoch_elements(source, channels, epoch, seed, shuffle, num_pipelines, pipeline_id, take):
     """One epoch of ``(uint8 image, label, index)`` for this pipeline, ``take`` elements long."""
     if isinstance(source, TfdsSource):
-        ds = source.builder.as_dataset(split=source.split, as_supervised=True, shuffle_files=False)
-        ds = ds.enumerate().shard(num_pipelines, pipeline_id)
+        ds = source.as_dataset().enumerate().shard(num_pipelines, pipeline_id)
         if shuffle:
             ds = ds.shuffle(min(source.num_examples, 20_000), seed=seed * 100_003 + epoch,
                             reshuffle_each_iteration=False)
@@ -234,8 +233,7 @@ def eval_dataset(
         return _normalize(image, contract), label, weight
 
     if isinstance(source, TfdsSource):
-        ds = source.builder.as_dataset(split=source.split, as_supervised=True, shuffle_files=False)
-        ds = ds.map(lambda image, label: (_channels(image, channels), label, tf.constant(1.0)))
+        ds = source.as_dataset().map(lambda image, label: (_channels(image, channels), label, tf.constant(1.0)))
         if padded > n:
             pad = ds.take(1).map(lambda image, label, w: (image, label, tf.constant(0.0))).repeat(padded - n)
             ds = ds.concatenate(pad)

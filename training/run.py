@@ -176,7 +176,7 @@ def train(config: TrainConfig) -> dict:
         metrics = {k: v / max(count, 1) for k, v in sums.items()}
         last = epoch + 1 == config.epochs
         if eval_ds is not None and ((epoch + 1) % config.eval_every == 0 or last):
-            eval_metrics = trainer.evaluate(eval_ds)
+            eval_metrics = trainer.evaluate(eval_ds, steps=-(-eval_source.num_examples // config.batch_size))
         current = int(step.numpy())
         improved = eval_metrics.get("accuracy", -1.0) > float(best.numpy())
         if improved:

@@ -68,6 +68,13 @@ class TfdsSource:
     split: str
     num_examples: int
     class_names: tuple
+    image_key: str = "image"
+    label_key: str = "label"
+
+    def as_dataset(self):
+        """``tf.data`` of ``(uint8 image, int64 label)`` in the split's stored order."""
+        ds = self.builder.as_dataset(split=self.split, shuffle_files=False)
+        return ds.take(self.num_examples).map(lambda e: (e[self.image_key], e[self.label_key]))
 
 
 def image_kind(path: str):
@@ -235,8 +242,19 @@ def _tfds_split(builder, split):
     chosen = next((a for a in SPLIT_ALIASES.get(split, (split,)) if a in splits), None)
     if chosen is None:
         raise ValueError(f"TFDS data set {builder.name!r} has no {split!r} split; it has {sorted(splits)}.")
-    label = builder.info.features["label"]
-    return TfdsSource(builder, chosen, int(splits[chosen].num_examples), tuple(label.names))
+    import tensorflow_datasets as tfds
+
+    features = builder.info.features
+    keys = builder.info.supervised_keys
+    if keys and len(keys) == 2 and all(isinstance(k, str) for k in keys):
+        image_key, label_key = keys
+    else:
+        image_key = next((k for k, f in features.items() if isinstance(f, tfds.features.Image)), None)
+        label_key = next((k for k, f in features.items() if isinstance(f, tfds.features.ClassLabel)), None)
+    if image_key is None or not isinstance(features[label_key] if label_key else None, tfds.features.ClassLabel):
+        raise ValueError(f"TFDS data set {builder.name!r} has no image + class-label features: {features}.")
+    return TfdsSource(builder, chosen, int(splits[chosen].num_examples), tuple(features[label_key].names),
+                      image_key, label_key)
 
 
 def _tfds_folder_source(root: str, split: str):

@@ -102,8 +102,11 @@ def split_cpu(count: int = 2):
 
 
 def is_chief(strategy) -> bool:
-    """True on the worker that writes checkpoints and logs (task 0, or the only one)."""
+    """True on the worker that writes checkpoints and logs: the ``chief`` task, else worker 0."""
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not resolver.task_type:
         return True
-    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0)
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
