@@ -8,7 +8,7 @@ file with ``keras_vit.weights.load_weights`` and compares logits.
 Usage (from the repository root, test extra installed):
     python benchmarks/weights_parity.py                  # S/16, B/16
     python benchmarks/weights_parity.py --variants L/16  # ViT-L: ~1.2 GB checkpoint
-Writes benchmarks/RESULTS_weights.md (date, machine, load, table).
+Writes benchmarks/results/weights_parity.md (date, machine, load, table); RESULTS.md quotes it.
 """
 
 import argparse
@@ -45,7 +45,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", nargs="+", default=["S/16", "B/16"], choices=sorted(TIMM))
     parser.add_argument("--images", type=int, default=8)
-    parser.add_argument("--output", default=os.path.join(os.path.dirname(__file__), "RESULTS_weights.md"))
+    parser.add_argument("--output", default=os.path.join(os.path.dirname(__file__), "results", "weights_parity.md"))
     args = parser.parse_args()
 
     import keras_vit

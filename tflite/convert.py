@@ -22,7 +22,7 @@ import time
 from keras_vit.tflite.graph import Formulation
 from keras_vit.tflite.modes import get_mode
 
-# The graph each mode traces by default (see graph.py and benchmarks/RESULTS_tflite.md).
+# The graph each mode traces by default (see graph.py and benchmarks/RESULTS.md).
 DEFAULT_FORMULATIONS = {
     "float32": Formulation(attention="sliced"),  # every op in one XNNPACK partition
     "float16": Formulation(attention="sliced"),

@@ -38,7 +38,7 @@ MODES = {
         Mode("int8", "full integer, int8 input/output (Android)", "int8", True, True, 0.25, 0.85),
         Mode("uint8", "full integer, uint8 input/output (Android, Coral)", "uint8", True, True, 0.25, 0.85),
         # 16x8 is not closer to float than int8 here: TFLite's int16 RSQRT is a lookup table that is
-        # coarse for small-variance tokens (measured; benchmarks/RESULTS_tflite.md), so the same limits apply.
+        # coarse for small-variance tokens (measured; benchmarks/RESULTS.md), so the same limits apply.
         Mode("int16x8", "int16 activations, int8 weights, float32 input/output", "float32", True, True, 0.25, 0.85),
         Mode("edgetpu", "full integer for the Coral Edge TPU compiler, uint8 input/output", "uint8", True, True,
              0.25, 0.85),

@@ -7,7 +7,7 @@ Hardware: one core (--threads 1) of a 2-core AMD EPYC shared with other jobs (lo
 Time: ~13-16 min per epoch there (~60 img/s); 4 epochs took ~71 min of wall time.
 Accuracy reached: 52.9% top-1 on the 10,000 CIFAR-10 test images after 4 epochs (38.7%, 44.5%,
 51.3% after epochs 1-3). That run began with an 8-epoch schedule, was stopped at step ~800 and
-resumed with ``--epochs 4`` (see benchmarks/RESULTS_training.md); this file now says 4 epochs.
+resumed with ``--epochs 4`` (see benchmarks/RESULTS.md); this file now says 4 epochs.
 Quick check: ``--smoke`` (2 epochs x 4 steps, seconds).
 """
 
