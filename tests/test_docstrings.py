@@ -10,10 +10,16 @@ import keras_vit
 
 
 def _modules():
+    import keras_vit.tflite
+    import keras_vit.training
+
     names = ["keras_vit"]
-    for info in pkgutil.walk_packages(keras_vit.__path__, prefix="keras_vit."):
-        names.append(info.name)
-    return sorted(names)
+    # training/ and tflite/ live beside keras_vit/ in the repository, so they are walked on their own paths.
+    for package in (keras_vit, keras_vit.training, keras_vit.tflite):
+        names.append(package.__name__)
+        for info in pkgutil.walk_packages(package.__path__, prefix=package.__name__ + "."):
+            names.append(info.name)
+    return sorted(set(names))
 
 
 @pytest.mark.parametrize("name", _modules())

@@ -35,7 +35,7 @@ class Checkpoints:
 
     Example:
         >>> ckpt = Checkpoints("/tmp/run/checkpoints", strategy, model=model, step=step)  # doctest: +SKIP
-        >>> ckpt.restore()   # True when it resumed
+        >>> ckpt.restore()   # True when it resumed  # doctest: +SKIP
     """
 
     def __init__(self, directory: str, strategy, max_to_keep: int = 3, **trackables):

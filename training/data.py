@@ -128,6 +128,11 @@ def _epoch_elements(source, channels, epoch, seed, shuffle, num_pipelines, pipel
     if isinstance(source, TfdsSource):
         ds = source.as_dataset().enumerate().shard(num_pipelines, pipeline_id)
         if shuffle:
+            # `epoch` is symbolic here (flat_map). With a global seed of 0 (keras.utils.set_random_seed(0))
+            # TensorFlow's get_seed tests the symbolic op seed as a Python bool and fails; clearing the
+            # seed of this function's graph only (not the global one) makes the order depend on the op
+            # seed alone, the same whatever global seed the caller set.
+            tf.random.set_seed(None)
             ds = ds.shuffle(min(source.num_examples, 20_000), seed=seed * 100_003 + epoch,
                             reshuffle_each_iteration=False)
         ds = ds.take(take)

@@ -34,7 +34,7 @@ class Trainer:
 
     Example:
         >>> trainer = Trainer(model, optimizer, strategy, global_batch_size=128)  # doctest: +SKIP
-        >>> metrics = trainer.train_step(iterator)   # {"loss": ..., "accuracy": ..., "grad_norm": ...}
+        >>> metrics = trainer.train_step(iterator)   # {"loss": ..., "accuracy": ..., "grad_norm": ...}  # doctest: +SKIP
     """
 
     def __init__(self, model, optimizer, strategy, *, global_batch_size: int, label_smoothing: float = 0.0,

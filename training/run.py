@@ -3,7 +3,7 @@
 Example:
     >>> from keras_vit.training.config import TrainConfig, smoke
     >>> summary = train(smoke(TrainConfig(model="vit_test", data="cifar10", output_dir="/tmp/r")))  # doctest: +SKIP
-    >>> summary["steps"]
+    >>> summary["steps"]  # doctest: +SKIP
     8
 """
 

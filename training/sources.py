@@ -116,7 +116,7 @@ def list_image_folder(root: str, class_names=None, validate: bool = True) -> Fil
 
     Example:
         >>> source = list_image_folder(keras_vit.datasets.cifar10_dir("test"))  # doctest: +SKIP
-        >>> source.num_examples, source.class_names[:2]
+        >>> source.num_examples, source.class_names[:2]  # doctest: +SKIP
         (10000, ('airplane', 'automobile'))
     """
     if not os.path.isdir(root):
