@@ -65,6 +65,11 @@ def _converter(saved_model_dir, mode, images, per_channel):
             io_type = {"int8": tf.int8, "uint8": tf.uint8}[mode.io_dtype]
             converter.inference_input_type = io_type
             converter.inference_output_type = io_type
+            # Attention's activation x activation BATCH_MATMULs become SPLIT + one FULLY_CONNECTED per
+            # head: LiteRT has no fast int8 BATCH_MATMUL kernel on x86 (about 2.5 ms per product on
+            # ViT-Ti/16, 24 of them), its int8 FULLY_CONNECTED is ~20x faster. Same products, same
+            # scales; full-int8 ViT-Ti/16 72 -> 40 ms p50 (benchmarks/RESULTS.md).
+            converter.unfold_batchmatmul = True
         if not per_channel:
             converter._experimental_disable_per_channel = True
     return converter
