@@ -32,9 +32,9 @@ OURS = {
     "dynamic": ("dynamic", None),
     "dynamic model call (before)": ("dynamic", {}),
     "int8": ("int8", None),
+    "int8 BATCH_MATMUL attention (before unfolding)": ("int8", {"attention": "sliced"}),
     "int8 model call (before)": ("int8", {}),
-    "int8 gelu=sigmoid": ("int8", {"gelu": "sigmoid"}),
-    "int8 attention=sliced": ("int8", {"attention": "sliced"}),
+    "int8 unfolded + gelu=sigmoid": ("int8", {"attention": "sliced", "unfold_batchmatmul": True, "gelu": "sigmoid"}),
     "int8 attention=per_head": ("int8", {"attention": "per_head"}),
     "uint8": ("uint8", None),
     "int16x8": ("int16x8", None),
@@ -43,10 +43,12 @@ OURS = {
 
 TIMM_CODE = """
 import json, sys, time, torch
-# The PyPI torchvision wheel cannot load its C ops beside the local CPU torch wheel; timm imports
-# torchvision, whose import needs these two operator names to exist. The ViT never calls them.
-torch.library.define("torchvision::nms", "(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-torch.library.define("torchvision::qnms", "(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+sys.path.insert(0, {here!r})
+from train_throughput import _torchvision_schemas  # lets timm import beside the CPU torch wheel
+try:
+    import torchvision  # noqa: F401
+except RuntimeError:
+    _torchvision_schemas()
 import timm
 torch.set_num_threads({threads})
 model = timm.create_model("vit_tiny_patch16_224", pretrained=False).eval()
@@ -109,6 +111,7 @@ def _profile(path, threads, runs, warmup):
     model = LiteRTModel(path, num_threads=threads)
     result = model.benchmark(runs=runs, warmup=warmup)
     result.update(size_mib=os.path.getsize(path) / 2**20, delegate_partitions=model.delegate_partitions(),
+                  outside_xnnpack=model.ops_outside_delegate(),
                   graph_ops=dict(sorted(inspect_file(path).op_counts().items())))
     return result
 
@@ -123,6 +126,7 @@ def main(argv=None) -> int:
     parser.add_argument("--output", default=os.path.join(os.path.dirname(__file__), "results", "tflite_latency.json"))
     args = parser.parse_args(argv)
 
+    load_at_start = os.getloadavg()
     import numpy as np
 
     import keras_vit
@@ -159,22 +163,25 @@ def main(argv=None) -> int:
             rows[name] = _profile(path, args.threads, args.runs, args.warmup)
             r = rows[name]
             print(f"{name:<40} p50 {r['p50_ms']:7.2f} ms  p90 {r['p90_ms']:7.2f}  {r['size_mib']:5.1f} MiB  "
-                  f"{r['delegate_partitions']:3d} partitions  graph ops: {r['graph_ops']}", flush=True)
+                  f"{r['delegate_partitions']:3d} partitions  outside XNNPACK: {r['outside_xnnpack']}", flush=True)
     if not args.skip_references:
-        code = TIMM_CODE.format(threads=args.threads, runs=args.runs, warmup=args.warmup)
+        code = TIMM_CODE.format(threads=args.threads, runs=args.runs, warmup=args.warmup,
+                                here=os.path.dirname(os.path.abspath(__file__)))
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
         rows["timm vit_tiny_patch16_224 (PyTorch eager)"] = json.loads(out.strip().splitlines()[-1])
         print(f"timm eager p50 {rows['timm vit_tiny_patch16_224 (PyTorch eager)']['p50_ms']:.2f} ms")
     load = os.getloadavg()
     meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.machine()} {os.cpu_count()} cores",
             "threads": args.threads, "runs": args.runs, "warmup": args.warmup, "loadavg_at_end": load,
-            "note": "shared 2-core machine: other helpers' jobs were running; compare rows within this run",
+            "loadavg_at_start": load_at_start,
+            "note": "compare rows within this run (a shared 2-core VM; load average recorded)",
             "command": "python benchmarks/tflite_latency.py " + " ".join(argv or sys.argv[1:])}
     atomic_write(args.output, json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
-    print("\n| model | p50 ms | p90 ms | MiB | XNNPACK partitions |\n|---|---|---|---|---|")
+    print("\n| model | p50 ms | p90 ms | MiB | XNNPACK partitions | ops outside XNNPACK |\n|---|---|---|---|---|---|")
     for name, r in rows.items():
+        outside = ", ".join(f"{op} {n}" for op, n in r.get("outside_xnnpack", {}).items()) or "-"
         print(f"| {name} | {r['p50_ms']:.2f} | {r['p90_ms']:.2f} | {r.get('size_mib', float('nan')):.1f} | "
-              f"{r.get('delegate_partitions', '-')} |")
+              f"{r.get('delegate_partitions', '-')} | {outside} |")
     return 0
 
 

@@ -79,6 +79,19 @@ def test_classify_and_predict_agree(exported, cat_jpeg):
     assert model.mode == "int8" and model.delegate_partitions() >= 1
 
 
+def test_ops_outside_the_delegate_name_what_xnnpack_did_not_take(exported):
+    from keras_vit.tflite.runtime import LiteRTModel
+
+    assert LiteRTModel(exported / "vit_float32.tflite").ops_outside_delegate() == {}  # one partition
+    model = LiteRTModel(exported / "vit_int8.tflite")
+    outside = model.ops_outside_delegate()
+    # XNNPACK has no int8 SOFTMAX or RSQRT: one of each per block (2 blocks) stays outside, and the
+    # per-head attention products (FULLY_CONNECTED with an activation as weights) run on builtin kernels.
+    assert outside["SOFTMAX"] == 2 and outside["RSQRT"] >= 4, outside
+    assert outside.get("FULLY_CONNECTED", 0) >= 2 * 2 * 2, outside
+    assert model.delegate_partitions() > 1
+
+
 def test_predict_command_prints_top_k(exported, cat_jpeg, capsys):
     from keras_vit.cli import main
 

@@ -29,8 +29,11 @@ DEFAULT_FORMULATIONS = {
     "dynamic": Formulation(attention="sliced"),
     # The sigmoid-form GELU cuts XNNPACK partitions (50 -> 38 on Ti/16) but adds elementwise int8 ops;
     # measured slower (104 vs 78 ms p50), so int8 keeps the builtin GELU (a lookup table).
-    "int8": Formulation(attention="sliced"),
-    "uint8": Formulation(attention="sliced"),
+    # Attention's activation x activation BATCH_MATMULs unfolded into one FULLY_CONNECTED per head:
+    # LiteRT has no fast int8 BATCH_MATMUL kernel on x86 (~2.5 ms per product on ViT-Ti/16, 24 of them);
+    # its int8 FULLY_CONNECTED is ~25x faster. Full-int8 ViT-Ti/16 72 -> 40 ms p50 (benchmarks/RESULTS.md).
+    "int8": Formulation(attention="sliced", unfold_batchmatmul=True),
+    "uint8": Formulation(attention="sliced", unfold_batchmatmul=True),
     "int16x8": Formulation(attention="sliced", layer_norm="newton"),  # agreement 96.8% -> 99.3%
     "edgetpu": Formulation(attention="per_head", gelu="sigmoid", patch_embedding="conv"),
 }
@@ -40,7 +43,7 @@ class ExportError(RuntimeError):
     """The converter could not produce a builtin-only model (names the offending ops)."""
 
 
-def _converter(saved_model_dir, mode, images, per_channel):
+def _converter(saved_model_dir, mode, images, per_channel, unfold_batchmatmul=False):
     import tensorflow as tf
 
     from keras_vit.tflite.calibration import representative_dataset
@@ -48,6 +51,7 @@ def _converter(saved_model_dir, mode, images, per_channel):
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     converter.experimental_enable_resource_variables = False
+    converter.unfold_batchmatmul = bool(unfold_batchmatmul)
     if mode.name == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
@@ -65,11 +69,6 @@ def _converter(saved_model_dir, mode, images, per_channel):
             io_type = {"int8": tf.int8, "uint8": tf.uint8}[mode.io_dtype]
             converter.inference_input_type = io_type
             converter.inference_output_type = io_type
-            # Attention's activation x activation BATCH_MATMULs become SPLIT + one FULLY_CONNECTED per
-            # head: LiteRT has no fast int8 BATCH_MATMUL kernel on x86 (about 2.5 ms per product on
-            # ViT-Ti/16, 24 of them), its int8 FULLY_CONNECTED is ~20x faster. Same products, same
-            # scales; full-int8 ViT-Ti/16 72 -> 40 ms p50 (benchmarks/RESULTS.md).
-            converter.unfold_batchmatmul = True
         if not per_channel:
             converter._experimental_disable_per_channel = True
     return converter
@@ -146,7 +145,7 @@ def export_tflite(model, output_path, mode: str = "int8", calibration=None, prep
 
     with tempfile.TemporaryDirectory(prefix="keras_vit_export_") as saved_model_dir:
         write_saved_model(model, saved_model_dir, formulation)
-        data = _convert(_converter(saved_model_dir, mode, images, per_channel))
+        data = _convert(_converter(saved_model_dir, mode, images, per_channel, formulation.unfold_batchmatmul))
     info = inspect_bytes(data, output_path)
     if info.flex_ops() or info.custom_ops():
         raise ExportError(f"The converted model contains non-builtin ops {info.flex_ops() + info.custom_ops()}.")

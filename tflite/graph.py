@@ -11,6 +11,8 @@ weights:
 * ``attention="batch_matmul"``: the model's own attention (``q k^T`` and ``attn v`` become
   ``BATCH_MATMUL``). ``"per_head"``: each head's two products are traced as 2-D matmuls, so the
   converter emits ``FULLY_CONNECTED`` ops with an activation as the "weights" operand.
+* ``unfold_batchmatmul=True``: the converter's own unfolding of every activation x activation
+  ``BATCH_MATMUL`` into ``SPLIT`` + one ``FULLY_CONNECTED`` per head (the full-integer defaults).
 * ``patch_embedding="conv"``: the patch projection as one ``CONV_2D`` (kernel = stride = P, the
   Dense kernel reshaped to ``(P, P, C, D)``) instead of a 6-D reshape/transpose + ``FULLY_CONNECTED``
   (the Edge TPU takes no tensor with more than 3 dimensions larger than 1).
@@ -43,6 +45,9 @@ class Formulation:
     gelu: str = "erf"
     patch_embedding: str = "dense"
     layer_norm: str = "decomposed"
+    # A converter setting, not a traced form: BATCH_MATMUL between activations becomes SPLIT + one
+    # FULLY_CONNECTED per head (LiteRT's int8 BATCH_MATMUL kernel is ~20x slower than its int8 FC on x86).
+    unfold_batchmatmul: bool = False
 
     def __post_init__(self):
         if self.layer_norm not in LAYER_NORMS:

@@ -45,6 +45,48 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def ops_outside_delegate(interpreter) -> dict:
+    """Counts, by op name, of a loaded interpreter's ops that XNNPACK left to LiteRT's builtin kernels.
+
+    The op profile that explains a slow integer graph: every such op splits the graph into one more
+    XNNPACK partition and runs on a builtin kernel. The interpreter keeps the replaced nodes beside
+    the DELEGATE nodes, so an op counts as outside when a tensor it writes is read by a DELEGATE node
+    or is a model output without coming out of a DELEGATE node, or is read by an op outside.
+
+    Args:
+        interpreter: an ``ai_edge_litert.interpreter.Interpreter`` after ``allocate_tensors()``.
+
+    Example:
+        >>> ops_outside_delegate(interpreter)   # doctest: +SKIP
+        {'RSQRT': 5, 'SOFTMAX': 2}
+    """
+    ops = interpreter._get_ops_details()
+    delegates = [op for op in ops if op["op_name"] == "DELEGATE"]
+    originals = {op["index"]: op for op in ops if op["op_name"] != "DELEGATE"}
+    delegate_outputs = {int(t) for op in delegates for t in op["outputs"]}
+    delegate_inputs = {int(t) for op in delegates for t in op["inputs"]}
+    model_outputs = {int(detail["index"]) for detail in interpreter.get_output_details()}
+    readers = {}
+    for op in originals.values():
+        for tensor in op["inputs"]:
+            readers.setdefault(int(tensor), []).append(op["index"])
+
+    def escapes(op, outside):
+        return any(int(t) not in delegate_outputs and (
+            int(t) in delegate_inputs or int(t) in model_outputs or any(r in outside for r in readers.get(int(t), ())))
+            for t in op["outputs"])
+
+    outside, changed = set(), True
+    while changed:
+        grown = {index for index, op in originals.items() if index not in outside and escapes(op, outside)}
+        changed = bool(grown)
+        outside |= grown
+    counts = {}
+    for index in sorted(outside):
+        counts[originals[index]["op_name"]] = counts.get(originals[index]["op_name"], 0) + 1
+    return dict(sorted(counts.items()))
+
+
 class LiteRTModel:
     """A ``.tflite`` classifier with its contract, run by the LiteRT interpreter.
 
@@ -105,6 +147,15 @@ class LiteRTModel:
     def delegate_partitions(self) -> int:
         """How many DELEGATE nodes (XNNPACK partitions) the interpreter built."""
         return sum(op["op_name"] == "DELEGATE" for op in self.interpreter._get_ops_details())
+
+    def ops_outside_delegate(self) -> dict:
+        """Counts, by op name, of the ops XNNPACK left to LiteRT's builtin kernels (see :func:`ops_outside_delegate`).
+
+        Example:
+            >>> LiteRTModel("vit_float32.tflite").ops_outside_delegate()   # doctest: +SKIP
+            {}
+        """
+        return ops_outside_delegate(self.interpreter)
 
     def _run_one(self, image: np.ndarray) -> np.ndarray:
         scale, zero_point = self.input["quantization"]
