@@ -135,3 +135,4 @@ def test_verify_command_prints_the_op_table(exported, capsys):
     assert main(["verify", str(exported[0] / "vit_uint8.tflite")]) == 0
     printed = capsys.readouterr().out
     assert "UINT8 [1, 32, 32, 3]" in printed and "DELEGATE partition" in printed and "verdict    OK" in printed
+    assert "ops left to builtin kernels: " in printed and "SOFTMAX x2" in printed  # no int8 SOFTMAX in XNNPACK

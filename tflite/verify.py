@@ -9,7 +9,8 @@ Checks, each a row of the report table:
 * with a Keras model and images: max abs / relative error of the logits and top-1 agreement,
   against the mode's thresholds (:mod:`keras_vit.tflite.modes`); with true labels, accuracy of both.
 
-The number of XNNPACK ``DELEGATE`` partitions is reported (one is ideal: every op in XNNPACK).
+The number of XNNPACK ``DELEGATE`` partitions is reported (one is ideal: every op in XNNPACK), with
+the ops XNNPACK left to LiteRT's builtin kernels (the reason for each extra partition).
 
 Example:
     >>> report = verify_tflite("vit_int8.tflite", model=keras_model, images=pixels)   # doctest: +SKIP
@@ -46,6 +47,7 @@ class VerifyReport:
     delegate_partitions: int
     checks: list
     metrics: dict
+    outside_delegate: dict = dataclasses.field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -60,7 +62,8 @@ class VerifyReport:
             f"file       {self.path} ({self.size_bytes / 1024:.1f} KiB, mode {self.mode})",
             f"input      {self.input[0]} {self.input[1]} {self.input[2]}",
             f"output     {self.output[0]} {self.output[1]} {self.output[2]}",
-            f"XNNPACK    {self.delegate_partitions} DELEGATE partition(s)",
+            f"XNNPACK    {self.delegate_partitions} DELEGATE partition(s); ops left to builtin kernels: "
+            + (", ".join(f"{name} x{count}" for name, count in self.outside_delegate.items()) or "none"),
             "ops        " + ", ".join(f"{name} x{count} (v{self.op_versions[name]})"
                                       for name, count in sorted(self.op_counts.items())),
         ]
@@ -165,7 +168,8 @@ def verify_tflite(path, model=None, images=None, labels=None, *, mode=None, num_
     if model is not None and normalized is not None:
         _compare(runtime, model, normalized, labels, mode, checks, metrics)
     return VerifyReport(os.fspath(path), mode.name, info.size_bytes, dict(info.op_counts()), info.op_versions(),
-                        tuple(info.inputs[0]), tuple(info.outputs[0]), runtime.delegate_partitions(), checks, metrics)
+                        tuple(info.inputs[0]), tuple(info.outputs[0]), runtime.delegate_partitions(), checks, metrics,
+                        runtime.ops_outside_delegate())
 
 
 __all__ = ["MODES", "VerifyReport", "verify_tflite"]
