@@ -30,8 +30,9 @@ DEFAULT_FORMULATIONS = {
     # The sigmoid-form GELU cuts XNNPACK partitions (50 -> 38 on Ti/16) but adds elementwise int8 ops;
     # measured slower (104 vs 78 ms p50), so int8 keeps the builtin GELU (a lookup table).
     # Attention's activation x activation BATCH_MATMULs unfolded into one FULLY_CONNECTED per head:
-    # LiteRT has no fast int8 BATCH_MATMUL kernel on x86 (~2.5 ms per product on ViT-Ti/16, 24 of them);
-    # its int8 FULLY_CONNECTED is ~25x faster. Full-int8 ViT-Ti/16 72 -> 40 ms p50 (benchmarks/RESULTS.md).
+    # LiteRT has no fast int8 BATCH_MATMUL kernel on x86 (2.3-2.8 ms per 3-head product on ViT-Ti/16, 24 of
+    # them); three per-head int8 FULLY_CONNECTED take ~0.3 ms. Full-int8 ViT-Ti/16 80 -> 39 ms p50
+    # (benchmarks/RESULTS.md, benchmarks/tflite_op_profile.py).
     "int8": Formulation(attention="sliced", unfold_batchmatmul=True),
     "uint8": Formulation(attention="sliced", unfold_batchmatmul=True),
     "int16x8": Formulation(attention="sliced", layer_norm="newton"),  # agreement 96.8% -> 99.3%
