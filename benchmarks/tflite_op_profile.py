@@ -75,21 +75,13 @@ def _time(path, threads, runs):
 
     from ai_edge_litert.interpreter import Interpreter
 
-    from keras_vit.tflite.runtime import ops_outside_delegate
+    from keras_vit.tflite.runtime import ops_outside_delegate, time_invoke
 
     interpreter = Interpreter(model_path=path, num_threads=threads)
     interpreter.allocate_tensors()
     for detail in interpreter.get_input_details():
         interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
-    for _ in range(10):
-        interpreter.invoke()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        interpreter.invoke()
-        times.append((time.perf_counter() - start) * 1e3)
-    times.sort()
-    return times[len(times) // 2], ops_outside_delegate(interpreter)
+    return time_invoke(interpreter, runs, warmup=10)["p50_ms"], ops_outside_delegate(interpreter)
 
 
 def main(argv=None) -> int:

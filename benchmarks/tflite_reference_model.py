@@ -35,6 +35,7 @@ def main(argv=None) -> int:
     from keras_vit.preprocessing import Preprocessing
     from keras_vit.tflite.contract import atomic_write
     from keras_vit.tflite.images import read_image_folder
+    from keras_vit.training.checkpoints import save_keras_atomic
 
     train_root, test_root = cifar10_dir("train"), cifar10_dir("test")
     if train_root is None:
@@ -63,10 +64,7 @@ def main(argv=None) -> int:
     _, accuracy = model.evaluate(xt, yt, batch_size=256, verbose=0)
     print(f"trained {args.model} on {len(x)} images x {args.epochs} epochs in {time.time() - start:.0f} s; "
           f"top-1 on 2,000 test images: {accuracy:.4f}")
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    temporary = args.output + ".partial.keras"
-    model.save(temporary)
-    os.replace(temporary, args.output)
+    save_keras_atomic(model, args.output)
     atomic_write(os.path.splitext(args.output)[0] + ".txt", f"{args.model} {len(x)} images {args.epochs} epochs "
                  f"test2000 top1 {accuracy:.4f}\n")
     return 0

@@ -38,7 +38,7 @@ def _threads(threads):
         tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
-def _batch(batch, numpy_only=True):
+def _batch(batch):
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -205,11 +205,9 @@ def main():
         "repeats": args.repeats, "load_average_end": os.getloadavg(), "results": results,
         "note": "synthetic in-memory batches; each runner alone in its own subprocess; best of repeats",
     }
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    tmp = args.output + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(record, f, indent=2)
-    os.replace(tmp, args.output)
+    from keras_vit.tflite.contract import atomic_write
+
+    atomic_write(args.output, json.dumps(record, indent=2))
 
 
 if __name__ == "__main__":

@@ -90,9 +90,9 @@ def main():
         "| " + " | ".join(header) + " |",
         "| " + " | ".join("---" for _ in header) + " |",
     ] + ["| " + " | ".join(row) + " |" for row in rows]
-    with open(args.output + ".tmp", "w", encoding="utf-8") as file:
-        file.write("\n".join(lines) + "\n")
-    os.replace(args.output + ".tmp", args.output)
+    from keras_vit.tflite.contract import atomic_write
+
+    atomic_write(args.output, "\n".join(lines) + "\n")
     print(json.dumps({"written": args.output}))
 
 

@@ -54,7 +54,7 @@ def run(args) -> int:
 
     os.makedirs(args.output, exist_ok=True)
     (x_train, y_train), (x_test, y_test) = load_digits(seed=args.seed)
-    contract = Preprocessing(image_size=8, channels=1, mean=0.5, std=0.5)
+    contract = Preprocessing(image_size=8, channels=1)
     train_inputs, test_inputs = contract.normalize(x_train), contract.normalize(x_test)
 
     model, train_seconds = _train(train_inputs, y_train, test_inputs, y_test, args.epochs, args.batch_size, args.seed)

@@ -128,8 +128,7 @@ def export_tflite(model, output_path, mode: str = "int8", calibration=None, prep
         raise ValueError(f"output_path must end with .tflite; received output_path={output_path!r}.")
     if isinstance(preprocessing, dict):
         preprocessing = Preprocessing.from_dict(preprocessing)
-    channels = int(model.input_shape[-1])  # explicit mean/std: Preprocessing's defaults have 3 channels
-    preprocessing = preprocessing or Preprocessing.for_model(model, mean=(0.5,) * channels, std=(0.5,) * channels)
+    preprocessing = preprocessing or Preprocessing.for_model(model)
     expected = tuple(model.input_shape[1:])
     if tuple(preprocessing.image_size) + (preprocessing.channels,) != expected:
         raise ValueError(

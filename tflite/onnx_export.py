@@ -55,8 +55,7 @@ def export_onnx(model, output_path, images=None, labels=None, opset: int = OPSET
                                              output_path=None)
     data = proto.SerializeToString()
     atomic_write(output_path, data)
-    channels = int(model.input_shape[-1])
-    preprocessing = Preprocessing.for_model(model, mean=(0.5,) * channels, std=(0.5,) * channels)
+    preprocessing = Preprocessing.for_model(model)
     atomic_write(os.path.splitext(output_path)[0] + ".json", json.dumps({
         "format": FORMAT, "mode": "onnx", "labels": labels, "preprocessing": preprocessing.to_dict(),
         "input": {"name": proto.graph.input[0].name, "shape": list(shape), "dtype": "float32", "scale": 0.0,

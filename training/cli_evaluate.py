@@ -31,8 +31,7 @@ def _contract(model, model_path):
     if os.path.isfile(path):
         with open(path, encoding="utf-8") as f:
             return Preprocessing.from_dict(json.load(f))
-    channels = model.input_shape[-1]
-    return Preprocessing.for_model(model, mean=(0.5,) * channels, std=(0.5,) * channels)
+    return Preprocessing.for_model(model)
 
 
 def evaluate(model_path: str, data: str = "cifar10", split: str = "test", batch_size: int = 256,

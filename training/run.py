@@ -124,9 +124,7 @@ def train(config: TrainConfig) -> dict:
                                           loss_scaling=policy == "mixed_float16")
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         best = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="best_accuracy")
-    channels = model.input_shape[-1]
-    # mean/std given per channel: Preprocessing's 3-channel defaults do not broadcast to 1 channel.
-    contract = Preprocessing.for_model(model, mean=(0.5,) * channels, std=(0.5,) * channels)
+    contract = Preprocessing.for_model(model)
 
     out = config.output_dir
     checkpoints = Checkpoints(os.path.join(out, "checkpoints"), strategy, config.keep_checkpoints,
