@@ -1,8 +1,9 @@
 """ONNX export through tf2onnx (opset 17), checked with onnxruntime against Keras.
 
-The model is traced in the export formulation (decomposed LayerNorm, erf GELU: exact GELU lowers
-to ``Erfc``, which tf2onnx cannot convert) with a batch-1 fixed signature, input ``images`` and
-output ``logits``. The file is written atomically.
+The model is traced through its own call in ``keras_vit.layers.formulation.EXPORT`` (decomposed
+LayerNorm, erf GELU: exact GELU lowers to ``Erfc``, which tf2onnx cannot convert) with a batch-1
+fixed signature, input ``images`` and output ``logits`` (:mod:`keras_vit.tflite.graph`). The file
+is written atomically.
 
 Example:
     >>> report = export_onnx(model, "vit.onnx", images=pixels)    # doctest: +SKIP
@@ -33,12 +34,12 @@ def export_onnx(model, output_path, images=None, labels=None, opset: int = OPSET
     """
     import json
 
-    import tensorflow as tf
     import tf2onnx
 
+    from keras_vit.layers.formulation import EXPORT
     from keras_vit.preprocessing import Preprocessing
     from keras_vit.tflite.contract import FORMAT, atomic_write, check_labels
-    from keras_vit.tflite.graph import Formulation, forward
+    from keras_vit.tflite.graph import serving_function
 
     if not 7 <= opset <= 18:
         raise ValueError(f"opset must be between 7 and 18; received opset={opset}.")
@@ -47,10 +48,7 @@ def export_onnx(model, output_path, images=None, labels=None, opset: int = OPSET
     num_outputs = int(model.output_shape[-1])
     labels = check_labels(labels, num_outputs)
 
-    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name="images")])
-    def serve(images):
-        return {"logits": forward(model, images, Formulation(gelu="erf"))}
-
+    serve = serving_function(model, EXPORT)
     proto, _ = tf2onnx.convert.from_function(serve, input_signature=serve.input_signature, opset=opset,
                                              output_path=None)
     data = proto.SerializeToString()

@@ -84,7 +84,12 @@ class ClassificationHead(keras.layers.Layer):
         if self.head is not None:
             self.head.build(features)
 
-    def call(self, tokens, training=False):
+    def pool(self, tokens):
+        """Encoder tokens ``(B, N, D)`` -> pooled pre-logits features ``(B, representation_size or D)``.
+
+        The final LayerNorm, the [class] token or the mean of the patch tokens, then the
+        pre-logits ``Dense`` and its activation when ``representation_size`` is set.
+        """
         tokens = self.norm(tokens)
         if self.pooling == "token":  # [:, :1] + reshape: the same as [:, 0], and one XNNPACK partition
             x = ops.reshape(tokens[:, :1], (-1, tokens.shape[-1]))
@@ -93,6 +98,10 @@ class ClassificationHead(keras.layers.Layer):
         if self.pre_logits is not None:
             x = self.pre_logits(x)
             x = ops.tanh(x) if self.representation_activation == "tanh" else gelu(x)
+        return x
+
+    def call(self, tokens, training=False):
+        x = self.pool(tokens)
         if self.head is not None:
             x = self.head(self.dropout(x, training=training))
         return x
