@@ -69,15 +69,22 @@ def export_onnx(model, output_path, images=None, labels=None, opset: int = OPSET
 
 
 def compare_onnx(path, model, images, preprocessing, tolerance: float = 1e-4) -> dict:
-    """Runs the ONNX file with onnxruntime (one image at a time) and compares with Keras."""
+    """Runs the ONNX file with onnxruntime (one image at a time) and compares with Keras.
+
+    Returns:
+        :func:`keras_vit.tflite.parity.compare_logits`' metrics, plus ``"ok"``: max abs error <= ``tolerance``.
+    """
     import onnxruntime as ort
+
+    from keras_vit.tflite.parity import compare
 
     images = np.asarray(images)
     images = preprocessing.normalize(images) if images.dtype == np.uint8 else images.astype(np.float32)
     session = ort.InferenceSession(os.fspath(path), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
-    actual = np.concatenate([session.run(None, {name: image[None]})[0] for image in images])
-    expected = np.asarray(model.predict(images, batch_size=64, verbose=0))
-    error = float(np.abs(actual - expected).max())
-    agreement = float(np.mean(actual.argmax(-1) == expected.argmax(-1)))
-    return {"images": len(images), "max_abs_error": error, "top1_agreement": agreement, "ok": error <= tolerance}
+
+    def predict(batch):
+        return np.concatenate([session.run(None, {name: image[None]})[0] for image in batch])
+
+    metrics = compare(model, predict, images)
+    return {**metrics, "ok": metrics["max_abs_error"] <= tolerance}

@@ -24,6 +24,7 @@ import numpy as np
 
 from keras_vit.tflite.inspection import inspect_file
 from keras_vit.tflite.modes import MODES, get_mode
+from keras_vit.tflite.parity import compare
 
 
 @dataclasses.dataclass
@@ -103,24 +104,14 @@ def _images(images, preprocessing):
     return preprocessing.normalize(images) if images.dtype == np.uint8 else images.astype(np.float32)
 
 
-def _compare(runtime, model, images, labels, mode, checks, metrics):
-    expected = np.asarray(model.predict(images, batch_size=64, verbose=0), np.float32)
-    actual = runtime.predict(images)
-    error = np.abs(actual - expected)
-    scale = float(np.abs(expected).max()) or 1.0
-    agreement = float(np.mean(actual.argmax(-1) == expected.argmax(-1)))
-    metrics.update({"images": len(images), "max_abs_error": float(error.max()),
-                    "mean_abs_error": float(error.mean()), "relative_error": float(error.max()) / scale,
-                    "top1_agreement": agreement})
-    checks.append(Check("logits close to Keras", metrics["relative_error"] <= mode.max_relative_error,
-                        f"max |tflite - keras| = {error.max():.3g} = {metrics['relative_error']:.3g} of max|logit| "
-                        f"(limit {mode.max_relative_error:g})"))
-    checks.append(Check("top-1 agrees with Keras", agreement >= mode.min_top1_agreement,
-                        f"{agreement:.1%} of {len(images)} images (limit {mode.min_top1_agreement:.0%})"))
-    if labels is not None:
-        labels = np.asarray(labels)
-        metrics["keras_top1"] = float(np.mean(expected.argmax(-1) == labels))
-        metrics["tflite_top1"] = float(np.mean(actual.argmax(-1) == labels))
+def _parity_checks(metrics, mode):
+    return [
+        Check("logits close to Keras", metrics["relative_error"] <= mode.max_relative_error,
+              f"max |tflite - keras| = {metrics['max_abs_error']:.3g} = {metrics['relative_error']:.3g} of max|logit| "
+              f"(limit {mode.max_relative_error:g})"),
+        Check("top-1 agrees with Keras", metrics["top1_agreement"] >= mode.min_top1_agreement,
+              f"{metrics['top1_agreement']:.1%} of {metrics['images']} images (limit {mode.min_top1_agreement:.0%})"),
+    ]
 
 
 def verify_tflite(path, model=None, images=None, labels=None, *, mode=None, num_threads: int = 2) -> VerifyReport:
@@ -166,7 +157,8 @@ def verify_tflite(path, model=None, images=None, labels=None, *, mode=None, num_
     metrics = {}
     normalized = _images(images, runtime.preprocessing)
     if model is not None and normalized is not None:
-        _compare(runtime, model, normalized, labels, mode, checks, metrics)
+        metrics = compare(model, runtime.predict, normalized, labels)
+        checks += _parity_checks(metrics, mode)
     return VerifyReport(os.fspath(path), mode.name, info.size_bytes, dict(info.op_counts()), info.op_versions(),
                         tuple(info.inputs[0]), tuple(info.outputs[0]), runtime.delegate_partitions(), checks, metrics,
                         runtime.ops_outside_delegate())
