@@ -10,7 +10,9 @@ Checks, each a row of the report table:
   against the mode's thresholds (:mod:`keras_vit.tflite.modes`); with true labels, accuracy of both.
 
 The number of XNNPACK ``DELEGATE`` partitions is reported (one is ideal: every op in XNNPACK), with
-the ops XNNPACK left to LiteRT's builtin kernels (the reason for each extra partition).
+the ops XNNPACK left to LiteRT's builtin kernels (the reason for each extra partition). A mode made
+for a downstream compiler (``edgetpu``) adds that compiler's predicted op placement
+(:mod:`keras_vit.tflite.edgetpu`).
 
 Example:
     >>> report = verify_tflite("vit_int8.tflite", model=keras_model, images=pixels)   # doctest: +SKIP
@@ -49,6 +51,7 @@ class VerifyReport:
     checks: list
     metrics: dict
     outside_delegate: dict = dataclasses.field(default_factory=dict)
+    target_report: str = ""  # the mode's downstream compiler (Edge TPU): its predicted placement
 
     @property
     def ok(self) -> bool:
@@ -68,6 +71,8 @@ class VerifyReport:
             "ops        " + ", ".join(f"{name} x{count} (v{self.op_versions[name]})"
                                       for name, count in sorted(self.op_counts.items())),
         ]
+        for i, line in enumerate(self.target_report.splitlines()):
+            lines.append(f"{'target' if i == 0 else '':<10} {line}")
         for key, value in self.metrics.items():
             lines.append(f"{key:<10} {value:.6g}" if isinstance(value, float) else f"{key:<10} {value}")
         width = max(len(check.name) for check in self.checks) if self.checks else 0
@@ -102,6 +107,15 @@ def _images(images, preprocessing):
         images, _, _ = read_image_folder(images, preprocessing.image_size, preprocessing.channels, limit=200)
     images = np.asarray(images)
     return preprocessing.normalize(images) if images.dtype == np.uint8 else images.astype(np.float32)
+
+
+def _edgetpu_report(path) -> str:
+    from keras_vit.tflite.edgetpu import edgetpu_report, format_report
+
+    return "Edge TPU compiler, predicted from its published op table:\n" + format_report(edgetpu_report(path))
+
+
+TARGET_REPORTS = {"edgetpu": _edgetpu_report}  # Mode.target -> the report printed with the checks
 
 
 def _parity_checks(metrics, mode):
@@ -159,9 +173,10 @@ def verify_tflite(path, model=None, images=None, labels=None, *, mode=None, num_
     if model is not None and normalized is not None:
         metrics = compare(model, runtime.predict, normalized, labels)
         checks += _parity_checks(metrics, mode)
+    target_report = TARGET_REPORTS[mode.target](path) if mode.target else ""
     return VerifyReport(os.fspath(path), mode.name, info.size_bytes, dict(info.op_counts()), info.op_versions(),
                         tuple(info.inputs[0]), tuple(info.outputs[0]), runtime.delegate_partitions(), checks, metrics,
-                        runtime.ops_outside_delegate())
+                        runtime.ops_outside_delegate(), target_report)
 
 
 __all__ = ["MODES", "VerifyReport", "verify_tflite"]
