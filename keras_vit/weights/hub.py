@@ -122,36 +122,42 @@ def verify_hub_file(path: str, url: str) -> None:
             f"or altered. It was removed from the cache; load again to download it anew.")
 
 
-def _probe(url, token):
-    """A single HEAD without retries, so a missing network fails in a second instead of ~25 s of backoff."""
+def _unreachable(url, token):
+    """A DownloadError when one HEAD without retries cannot reach ``url`` (so a missing network fails in a
+    second instead of after ~25 s of backoff), else ``None``."""
     from huggingface_hub import get_hf_file_metadata
     from huggingface_hub.errors import HfHubHTTPError
 
     try:
         get_hf_file_metadata(url, token=token, timeout=10)
     except HfHubHTTPError:
-        return  # the server answered; hf_hub_download reports 401/404 in its own words
+        return None  # the server answered; hf_hub_download reports 401/404 in its own words
     except Exception as error:  # noqa: BLE001  (connection refused, DNS, TLS, proxy, timeout)
-        raise DownloadError(f"Cannot reach the Hugging Face Hub ({type(error).__name__}: {error}). "
-                            f"{_offline_hint(url, _hub_cache())}") from None
+        return DownloadError(f"Cannot reach the Hugging Face Hub ({type(error).__name__}: {error}). "
+                             f"{_offline_hint(url, _hub_cache())}")
+    return None
 
 
 def _hub_file(repo_id, filename, revision, token, required=True):
-    """The local path of one repository file (downloaded or cached), verified; ``None`` if absent and optional."""
+    """The local path of one repository file (downloaded or cached), verified. ``None`` when ``required`` is
+    false and the Hub says (or the cache remembers) that the repository has no such file."""
     from huggingface_hub import hf_hub_download, hf_hub_url, try_to_load_from_cache
     from huggingface_hub.errors import EntryNotFoundError, GatedRepoError, LocalEntryNotFoundError
     from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 
     endpoint, cache, offline = os.environ.get("HF_ENDPOINT") or None, _hub_cache(), _true(os.environ.get("HF_HUB_OFFLINE"))
     url = hf_hub_url(repo_id, filename, revision=revision, endpoint=endpoint)
-    if not offline and not isinstance(try_to_load_from_cache(repo_id, filename, cache, revision), str):
-        _probe(url, token)
+    cached = try_to_load_from_cache(repo_id, filename, cache, revision)
+    if cached is not None and not isinstance(cached, str) and not required:
+        return None  # the cache remembers that the repository has no such file
+    if not offline and cached is None:
+        error = _unreachable(url, token)
+        if error is not None:
+            raise error
     try:
         path = hf_hub_download(repo_id, filename, revision=revision, token=token, endpoint=endpoint,
                                cache_dir=cache, local_files_only=offline)
     except LocalEntryNotFoundError:
-        if not required:
-            return None
         why = "HF_HUB_OFFLINE is set and it is not in the cache" if offline else "the Hub cannot be reached"
         raise DownloadError(f"Cannot load {filename} of {repo_id}: {why}. {_offline_hint(url, cache)}") from None
     except (GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError) as error:
@@ -195,6 +201,7 @@ def fetch_npz(path: str, sha256=None) -> str:
     cache_dir = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
     fname = path.replace("/", "--") + ".npz"
     local = os.path.join(cache_dir, "keras_vit", fname)
+    os.makedirs(os.path.dirname(local), exist_ok=True)  # get_file falls back to /tmp/.keras for a missing folder
     record = local + ".sha256"
     expected = sha256 or (open(record, encoding="utf-8").read().strip() if os.path.isfile(record) else None)
     try:
