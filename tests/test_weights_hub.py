@@ -322,3 +322,13 @@ def test_models_loaded_by_name_equal_timm_and_transformers_on_cifar(hub, online,
     for key, model in (("timm", timm_model), ("hf", hf_model)):
         ours = np.asarray(model(np.load(job[f"x_{key}"])))
         assert np.abs(ours - np.load(job[f"y_{key}"])).max() <= 1e-4, key
+
+
+def test_finetune_takes_a_checkpoint_name(hub, online):
+    from keras_vit.training.cli_finetune import transfer_model
+
+    model, report = transfer_model(None, TIMM_NAME, ["cat", "dog"], image_size=64)
+    assert model.num_classes == 2 and model.class_names == ["cat", "dog"] and report.resampled == ((4, 4), (8, 8))
+    ours, source = model_weights(model), model_weights(hub.timm)
+    assert all(np.array_equal(ours[k], source[k]) for k in ours if k.startswith("block_"))
+    assert model.mean == IMAGENET[0]
