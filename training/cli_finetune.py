@@ -58,7 +58,8 @@ def _validate(args):
     from keras_vit.weights.hub import is_checkpoint_name
 
     if not os.path.isfile(args.weights) and not is_checkpoint_name(args.weights):
-        raise SystemExit(f"--weights {args.weights!r} is neither a file nor a checkpoint name.")
+        raise SystemExit(f"--weights {args.weights!r} does not exist and is not a checkpoint name "
+                         f"(keras-vit models --pretrained lists them).")
     if args.model is None and not is_checkpoint_name(args.weights):
         raise SystemExit("--model is required with a checkpoint file.")
 
