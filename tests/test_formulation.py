@@ -94,6 +94,6 @@ def test_head_pool_is_the_pre_logits_features():
     model = keras_vit.create_model("vit_test", representation_size=16, representation_activation="tanh")
     head = model.get_layer("head")
     tokens = np.random.default_rng(3).normal(size=(2, 17, 32)).astype("float32")
-    features = _np(head.pool(tokens))
+    features = _np(head.pool(head.norm(tokens)))
     assert features.shape == (2, 16) and np.abs(features).max() <= 1.0  # tanh's range
-    np.testing.assert_allclose(_np(head(tokens)), _np(head.head(features)), atol=1e-6)
+    np.testing.assert_allclose(_np(head(tokens)), _np(head.classify(features)), atol=1e-6)

@@ -7,9 +7,11 @@ weight decay, gradients clipped to global norm 1.0, a linear warmup then cosine
 decay; fine-tuning at a higher resolution than pre-training is fine because
 the position embeddings are interpolated (``load_weights`` does it).
 
-Inputs are normalized by the checkpoint's contract (``load_weights`` reports
-it: ``[-1, 1]`` for Google ``.npz`` checkpoints; the config file's mean/std
-for timm / Hugging Face folders), and that contract is saved beside the model.
+Inputs are normalized by the checkpoint's contract (``load_weights`` sets it on
+the model: ``[-1, 1]`` for Google ``.npz`` checkpoints; the config file's
+mean/std for timm / Hugging Face folders; ``--mean``/``--std`` override it). The
+saved model carries that contract and the data's class names, so ``keras-vit
+export`` and ``evaluate`` need no preprocessing or label flags.
 
 Example (runs in about a minute on 2 CPU cores):
     keras-vit finetune --model vit_test --weights timm_vit_test/model.safetensors \\
@@ -23,8 +25,9 @@ import os
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="variant of the checkpoint, e.g. Ti/16, vit_base_patch16_224")
-    parser.add_argument("--weights", required=True, help="checkpoint: original .npz, timm/HF .safetensors or .pth")
+    parser.add_argument("--model", default=None, help="variant, e.g. Ti/16 (default with a checkpoint name: its own)")
+    parser.add_argument("--weights", required=True, help="checkpoint: original .npz, timm/HF .safetensors or .pth, "
+                                                         "or a name (keras-vit models --pretrained)")
     parser.add_argument("--source", choices=("npz", "timm", "huggingface"), default=None,
                         help="checkpoint layout (default: told by the file)")
     parser.add_argument("--data", required=True, help="digits, cifar10, folder:PATH (PATH/train/<class>/...)")
@@ -41,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layer-norm-epsilon", type=float, default=None,
                         help="the checkpoint's LayerNorm epsilon (Hugging Face configs: 1e-12)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output", required=True, help="folder for model.keras, preprocessing.json, finetune.json")
+    parser.add_argument("--output", required=True, help="folder for model.keras and finetune.json")
 
 
 def _validate(args):
@@ -52,29 +55,34 @@ def _validate(args):
         raise SystemExit(f"--warmup-steps must be in [0, --steps); received {args.warmup_steps}.")
     if args.learning_rate <= 0 or args.clip_norm <= 0:
         raise SystemExit("--learning-rate and --clip-norm must be > 0.")
-    if not os.path.isfile(args.weights):
-        raise SystemExit(f"--weights {args.weights!r} does not exist.")
+    from keras_vit.weights.hub import is_checkpoint_name
+
+    if not os.path.isfile(args.weights) and not is_checkpoint_name(args.weights):
+        raise SystemExit(f"--weights {args.weights!r} does not exist and is not a checkpoint name "
+                         f"(keras-vit models --pretrained lists them).")
+    if args.model is None and not is_checkpoint_name(args.weights):
+        raise SystemExit("--model is required with a checkpoint file.")
 
 
-def transfer_model(name, weights, num_classes, image_size=None, source=None, **overrides):
-    """The checkpoint's encoder with a fresh zero-initialised head for ``num_classes``.
+def transfer_model(name, weights, class_names, image_size=None, source=None, **overrides):
+    """The checkpoint's encoder and contract with a fresh zero-initialised head for ``class_names``.
 
     Returns:
-        ``(model, report)``; ``report.preprocessing`` is the checkpoint's input contract.
+        ``(model, report)``; ``model.preprocessing`` is the checkpoint's input contract.
     """
-    import numpy as np
-
     from keras_vit.registry import create_model
     from keras_vit.weights import load_weights
 
     if image_size:
         overrides["image_size"] = image_size
-    model = create_model(name, num_classes=num_classes, representation_size=None, **overrides)
-    report = load_weights(model, weights, source, skip_head=True)
-    head = model.get_layer("head").head
-    head.kernel.assign(np.zeros(head.kernel.shape, "float32"))
-    head.bias.assign(np.zeros(head.bias.shape, "float32"))
-    return model, report
+    if not os.path.isfile(weights):  # a checkpoint name: fetched, cached and verified by keras_vit.weights.hub
+        from keras_vit.weights.hub import load_pretrained
+
+        pretrained, report = load_pretrained(weights, name, skip_head=True, representation_size=None, **overrides)
+        return pretrained.reset_classifier(len(class_names), list(class_names)), report
+    pretrained = create_model(name, representation_size=None, **overrides)
+    report = load_weights(pretrained, weights, source, skip_head=True)
+    return pretrained.reset_classifier(len(class_names), list(class_names)), report
 
 
 def transfer_optimizer(steps, warmup_steps, learning_rate, momentum=0.9, clip_norm=1.0):
@@ -98,15 +106,11 @@ def _accuracy(model, source, contract, batch_size):
     return correct / max(total, 1.0)
 
 
-def _save(model, contract, summary, output):
-    os.makedirs(output, exist_ok=True)
-    temp = os.path.join(output, ".model.tmp.keras")
-    model.save(temp)
-    os.replace(temp, os.path.join(output, "model.keras"))
-    for name, text in (("preprocessing.json", contract.to_json()), ("finetune.json", json.dumps(summary, indent=2))):
-        with open(os.path.join(output, name + ".tmp"), "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(os.path.join(output, name + ".tmp"), os.path.join(output, name))
+def _save(model, summary, output):
+    from keras_vit.training.checkpoints import save_keras_atomic, write_text_atomic
+
+    save_keras_atomic(model, os.path.join(output, "model.keras"))
+    write_text_atomic(os.path.join(output, "finetune.json"), json.dumps(summary, indent=2))
 
 
 def run(args) -> int:
@@ -120,13 +124,14 @@ def run(args) -> int:
     keras.utils.set_random_seed(args.seed)
     train = sources.load_source(args.data, "train")
     overrides = {} if args.layer_norm_epsilon is None else {"layer_norm_epsilon": args.layer_norm_epsilon}
-    model, report = transfer_model(args.model, args.weights, len(train.class_names), args.image_size,
+    model, report = transfer_model(args.model, args.weights, train.class_names, args.image_size,
                                    args.source, **overrides)
     print(report.summary())
-    contract = report.preprocessing
+    contract = model.preprocessing
     if args.mean is not None or args.std is not None:
         contract = dataclasses.replace(contract, mean=tuple(args.mean or contract.mean),
                                        std=tuple(args.std or contract.std))
+        model.set_contract(contract)
     print(f"Preprocessing contract: mean={contract.mean} std={contract.std} size={contract.image_size}")
     most_per_epoch = min(args.steps, train.num_examples // args.batch_size)
     if most_per_epoch < 1:
@@ -142,7 +147,7 @@ def run(args) -> int:
                                 steps_per_epoch=steps_per_epoch, seed=args.seed,
                                 augment=data.Augment(crop="none", flip=True))
     history = model.fit(stream, steps_per_epoch=steps_per_epoch, epochs=epochs, verbose=2, shuffle=False)
-    summary = {"model": args.model, "weights": os.path.abspath(args.weights), "source": report.source,
+    summary = {"model": args.model, "weights": os.path.abspath(args.weights) if os.path.isfile(args.weights) else args.weights, "source": report.source,
                "data": args.data, "steps": total, "warmup_steps": warmup,
                "learning_rate": args.learning_rate, "batch_size": args.batch_size,
                "final_loss": float(history.history["loss"][-1]), "load_report": report.summary()}
@@ -152,6 +157,6 @@ def run(args) -> int:
         summary["test_accuracy"] = _accuracy(model, test, contract, args.batch_size)
         summary["test_examples"] = test.num_examples
         print(f"Test accuracy on {test.num_examples} examples: {summary['test_accuracy']:.4f}")
-    _save(model, contract, summary, args.output)
-    print(f"Saved {os.path.join(args.output, 'model.keras')} and its preprocessing.json")
+    _save(model, summary, args.output)
+    print(f"Saved {os.path.join(args.output, 'model.keras')} (with its input contract and class names)")
     return 0

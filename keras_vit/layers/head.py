@@ -84,13 +84,11 @@ class ClassificationHead(keras.layers.Layer):
         if self.head is not None:
             self.head.build(features)
 
-    def pool(self, tokens):
-        """Encoder tokens ``(B, N, D)`` -> pooled pre-logits features ``(B, representation_size or D)``.
+    def call(self, tokens, training=False):
+        return self.classify(self.pool(self.norm(tokens)), training=training)
 
-        The final LayerNorm, the [class] token or the mean of the patch tokens, then the
-        pre-logits ``Dense`` and its activation when ``representation_size`` is set.
-        """
-        tokens = self.norm(tokens)
+    def pool(self, tokens):
+        """Final-norm tokens ``(batch, tokens, D)`` -> pooled pre-logits features ``(batch, width)``."""
         if self.pooling == "token":  # [:, :1] + reshape: the same as [:, 0], and one XNNPACK partition
             x = ops.reshape(tokens[:, :1], (-1, tokens.shape[-1]))
         else:
@@ -100,11 +98,11 @@ class ClassificationHead(keras.layers.Layer):
             x = ops.tanh(x) if self.representation_activation == "tanh" else gelu(x)
         return x
 
-    def call(self, tokens, training=False):
-        x = self.pool(tokens)
-        if self.head is not None:
-            x = self.head(self.dropout(x, training=training))
-        return x
+    def classify(self, features, training=False):
+        """Pooled features -> logits (identity when ``num_classes=0``)."""
+        if self.head is None:
+            return features
+        return self.head(self.dropout(features, training=training))
 
     def compute_output_shape(self, input_shape):
         width = self.num_classes or self.representation_size or input_shape[-1]
