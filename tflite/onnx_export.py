@@ -78,8 +78,7 @@ def compare_onnx(path, model, images, preprocessing, tolerance: float = 1e-4) ->
 
     from keras_vit.tflite.parity import compare
 
-    images = np.asarray(images)
-    images = preprocessing.normalize(images) if images.dtype == np.uint8 else images.astype(np.float32)
+    images = preprocessing.to_inputs(images, "ONNX parity images")
     session = ort.InferenceSession(os.fspath(path), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
 

@@ -22,8 +22,6 @@ Example:
 import dataclasses
 import os
 
-import numpy as np
-
 from keras_vit.tflite.inspection import inspect_file
 from keras_vit.tflite.modes import MODES, get_mode
 from keras_vit.tflite.parity import compare
@@ -105,8 +103,7 @@ def _images(images, preprocessing):
         from keras_vit.tflite.images import read_image_folder
 
         images, _, _ = read_image_folder(images, preprocessing.image_size, preprocessing.channels, limit=200)
-    images = np.asarray(images)
-    return preprocessing.normalize(images) if images.dtype == np.uint8 else images.astype(np.float32)
+    return preprocessing.to_inputs(images, "verification images")
 
 
 def _edgetpu_report(path) -> str:
