@@ -61,8 +61,8 @@ class Mode:
 
 _QUANTIZE = ("DEFAULT",)
 _INT8_OPS = ("TFLITE_BUILTINS_INT8",)
-# LiteRT's int8 BATCH_MATMUL kernel is ~10x slower than per-head int8 FULLY_CONNECTED on x86
-# (benchmarks/RESULTS.md, benchmarks/tflite_op_profile.py).
+# Unfolded: LiteRT's int8 BATCH_MATMUL kernel is ~10x slower than per-head int8 FULLY_CONNECTED on x86.
+# The fused GELU stays: its sigmoid form measured slower in int8 (benchmarks/RESULTS.md, tflite_op_profile.py).
 _FULL_INT8 = ConverterSettings(_QUANTIZE, _INT8_OPS, unfold_batchmatmul=True)
 
 MODES = {
