@@ -47,6 +47,7 @@ def run(args) -> int:
         raise SystemExit(f"--epochs and --batch-size must be >= 1; received {args.epochs} and {args.batch_size}.")
     import numpy as np
 
+    from keras_vit.atomic import atomic_path
     from keras_vit.datasets import DIGIT_LABELS, load_digits
     from keras_vit.preprocessing import Preprocessing
     from keras_vit.tflite.convert import export_tflite
@@ -59,7 +60,8 @@ def run(args) -> int:
 
     model, train_seconds = _train(train_inputs, y_train, test_inputs, y_test, args.epochs, args.batch_size, args.seed)
     keras_path = os.path.join(args.output, "model.keras")
-    model.save(keras_path)
+    with atomic_path(keras_path) as temporary:
+        model.save(temporary)
     keras_logits = model.predict(test_inputs, verbose=0)
     keras_accuracy = float(np.mean(keras_logits.argmax(-1) == y_test))
 

@@ -7,7 +7,7 @@ import pytest
 
 from keras_vit.preprocessing import Preprocessing
 from keras_vit.tflite.calibration import calibration_images
-from keras_vit.tflite.contract import atomic_write, check_labels
+from keras_vit.tflite.contract import check_labels
 from keras_vit.tflite.images import load_image, read_image_folder
 from keras_vit.tflite.inspection import NotTFLiteError, inspect_file
 from keras_vit.tflite.modes import get_mode
@@ -87,18 +87,3 @@ def test_corrupt_tflite_body_is_refused(tmp_path):
     path.write_bytes(b"\x1c\x00\x00\x00TFL3" + b"\xff" * 64)
     with pytest.raises((NotTFLiteError, ValueError)):
         inspect_file(path)
-
-
-def test_interrupted_write_leaves_the_old_file_and_no_partial(tmp_path, monkeypatch):
-    path = tmp_path / "model.tflite"
-    atomic_write(path, b"old model")
-
-    def interrupted(src, dst):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(os, "replace", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        atomic_write(path, b"new model that never lands")
-    monkeypatch.undo()
-    assert path.read_bytes() == b"old model"
-    assert os.listdir(tmp_path) == ["model.tflite"]

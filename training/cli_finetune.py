@@ -99,14 +99,12 @@ def _accuracy(model, source, contract, batch_size):
 
 
 def _save(model, contract, summary, output):
-    os.makedirs(output, exist_ok=True)
-    temp = os.path.join(output, ".model.tmp.keras")
-    model.save(temp)
-    os.replace(temp, os.path.join(output, "model.keras"))
-    for name, text in (("preprocessing.json", contract.to_json()), ("finetune.json", json.dumps(summary, indent=2))):
-        with open(os.path.join(output, name + ".tmp"), "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(os.path.join(output, name + ".tmp"), os.path.join(output, name))
+    from keras_vit.atomic import atomic_path, atomic_write
+
+    with atomic_path(os.path.join(output, "model.keras")) as temporary:
+        model.save(temporary)
+    atomic_write(os.path.join(output, "preprocessing.json"), contract.to_json())
+    atomic_write(os.path.join(output, "finetune.json"), json.dumps(summary, indent=2))
 
 
 def run(args) -> int:

@@ -88,7 +88,8 @@ def train(config: TrainConfig) -> dict:
 
     from keras_vit.preprocessing import Preprocessing
     from keras_vit.training import recipe
-    from keras_vit.training.checkpoints import Checkpoints, save_keras_atomic, write_text_atomic
+    from keras_vit.atomic import atomic_path, atomic_write
+    from keras_vit.training.checkpoints import Checkpoints
     from keras_vit.training.history import History
     from keras_vit.training.loop import Trainer
     from keras_vit.training.strategy import get_strategy, is_chief, split_batch, split_cpu
@@ -132,8 +133,8 @@ def train(config: TrainConfig) -> dict:
     resumed = checkpoints.restore()
     start_step = int(step.numpy())
     if chief:
-        write_text_atomic(os.path.join(out, "config.json"), config.to_json())
-        write_text_atomic(os.path.join(out, "preprocessing.json"), contract.to_json())
+        atomic_write(os.path.join(out, "config.json"), config.to_json())
+        atomic_write(os.path.join(out, "preprocessing.json"), contract.to_json())
     history = History(out, enabled=chief, completed_epochs=start_step // steps_per_epoch)
     trainer = Trainer(model, optimizer, strategy, global_batch_size=config.batch_size,
                       label_smoothing=config.label_smoothing, clip_norm=config.clip_norm,
@@ -187,7 +188,8 @@ def train(config: TrainConfig) -> dict:
             history.scalars("eval", current, {"loss": eval_metrics["loss"], "accuracy": eval_metrics["accuracy"]})
         history.add_epoch(epoch, row)
         if chief and improved:
-            save_keras_atomic(model, os.path.join(out, "best.keras"))
+            with atomic_path(os.path.join(out, "best.keras")) as temporary:
+                model.save(temporary)
         checkpoints.save(current)
         if chief:
             print(f"epoch {epoch + 1}: " + ", ".join(f"{k}={v:.4g}" for k, v in row.items()), flush=True)
@@ -201,6 +203,7 @@ def train(config: TrainConfig) -> dict:
                "precision": policy, "seconds": time.time() - started, "step_losses": losses,
                "weights_sha256": _digest(model)}
     if chief:
-        save_keras_atomic(model, os.path.join(out, "model.keras"))
-        write_text_atomic(os.path.join(out, "summary.json"), json.dumps(summary, indent=2))
+        with atomic_path(os.path.join(out, "model.keras")) as temporary:
+            model.save(temporary)
+        atomic_write(os.path.join(out, "summary.json"), json.dumps(summary, indent=2))
     return summary
