@@ -33,8 +33,7 @@ def _sources(config, contract_classes=None):
 def _datasets(config, strategy, train_source, eval_source, contract, num_classes, steps_per_epoch, start_step):
     from keras_vit.training import data
 
-    augment = data.Augment(config.crop, config.padding, config.flip, config.rand_augment_ops,
-                           config.rand_augment_magnitude, config.mixup_alpha, config.cutmix_alpha)
+    augment = config.augment
     batch = config.batch_size
 
     def train_fn(ctx):
