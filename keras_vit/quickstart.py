@@ -24,13 +24,12 @@ def _train(x_train, y_train, x_test, y_test, epochs, batch_size, seed):
     import keras
 
     import keras_vit
+    from keras_vit.training.recipe import warmup_cosine
 
     keras.utils.set_random_seed(seed)
     model = keras_vit.create_model("vit_digits_patch2_8")
     steps = epochs * -(-len(x_train) // batch_size)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, decay_steps=steps - steps // 10, warmup_target=2e-3, warmup_steps=steps // 10
-    )
+    schedule = warmup_cosine(2e-3, warmup_steps=steps // 10, total_steps=steps)
     model.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=0.05),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

@@ -81,9 +81,9 @@ def transfer_optimizer(steps, warmup_steps, learning_rate, momentum=0.9, clip_no
     """SGD with momentum, global-norm clipping, warmup then cosine decay, no weight decay."""
     import keras
 
-    from keras_vit.training.recipe import WarmupCosine
+    from keras_vit.training.recipe import warmup_cosine
 
-    schedule = WarmupCosine(learning_rate, warmup_steps, steps)
+    schedule = warmup_cosine(learning_rate, warmup_steps, steps)
     return keras.optimizers.SGD(learning_rate=schedule, momentum=momentum, global_clipnorm=clip_norm)
 
 

@@ -116,8 +116,8 @@ def train(config: TrainConfig) -> dict:
     total_steps = config.epochs * steps_per_epoch
     peak = recipe.scaled_learning_rate(config.learning_rate, config.batch_size, config.base_batch_size,
                                        config.lr_scaling)
-    schedule = recipe.WarmupCosine(peak, int(config.warmup_epochs * steps_per_epoch), total_steps,
-                                   config.min_learning_rate)
+    schedule = recipe.warmup_cosine(peak, int(config.warmup_epochs * steps_per_epoch), total_steps,
+                                    config.min_learning_rate)
     with strategy.scope():
         model = _build_model(config.model, dtype=None if policy == "float32" else policy, **overrides)
         optimizer = recipe.make_optimizer(model, schedule, config.weight_decay, config.beta_2,
