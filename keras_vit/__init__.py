@@ -6,24 +6,42 @@ Example:
     >>> model.output_shape
     (None, 10)
 
-The model API needs TensorFlow and Keras. On a device that has only the LiteRT
-runtime (``pip install keras-vit[runtime]``), ``keras_vit.tflite.runtime``
-works without them and this module does not import them.
+Importing the package is cheap: the model API (and with it Keras and TensorFlow)
+is imported on first use, so ``keras-vit --help`` and the LiteRT runtime
+(``keras_vit.tflite.runtime``, all a device needs) never load TensorFlow.
+The layers are registered for ``keras.models.load_model`` on first use of the
+model API, or at once when Keras was imported before keras_vit;
+``keras_vit.load_model`` always works.
 """
 
+import importlib
 import importlib.util
 import os
+import sys
 
 # TensorFlow's C++ start-up chatter (CUDA probes, CPU flags) hides our output; set it to 0 to see it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
 
-_MODEL_API = (
-    "ClassificationHead", "DropPath", "LayerNorm", "Mlp", "MultiHeadSelfAttention", "PatchEncoder",
-    "Patches", "TransformerBlock", "VisionTransformer", "create_model", "list_models", "layers",
-)
+# public name: the module that defines it
+_MODEL_API = {
+    "ClassificationHead": "keras_vit.layers",
+    "DropPath": "keras_vit.layers",
+    "LayerNorm": "keras_vit.layers",
+    "Mlp": "keras_vit.layers",
+    "MultiHeadSelfAttention": "keras_vit.layers",
+    "PatchEncoder": "keras_vit.layers",
+    "Patches": "keras_vit.layers",
+    "TransformerBlock": "keras_vit.layers",
+    "VisionTransformer": "keras_vit.model",
+    "create_model": "keras_vit.registry",
+    "list_models": "keras_vit.registry",
+    "load_model": "keras_vit.serialization",
+}
+_SUBMODULES = ("layers", "model", "registry", "serialization", "weights")
 
+__all__ = sorted(_MODEL_API) + ["layers"]
 
 
 def _keras_installed() -> bool:
@@ -33,28 +51,23 @@ def _keras_installed() -> bool:
         return False
 
 
-if _keras_installed():
-    # Importing the layers registers them, so keras.models.load_model finds them.
-    from keras_vit import layers
-    from keras_vit.layers import (
-        ClassificationHead,
-        DropPath,
-        LayerNorm,
-        Mlp,
-        MultiHeadSelfAttention,
-        PatchEncoder,
-        Patches,
-        TransformerBlock,
-    )
-    from keras_vit.model import VisionTransformer
-    from keras_vit.registry import create_model, list_models
-else:
-
-    def __getattr__(name):
-        if name in _MODEL_API:
-            raise ImportError(
-                f"keras_vit.{name} needs Keras and TensorFlow, which are not installed here. "
-                f"Install them with: pip install 'keras-vit[train]'. On a device, use "
-                f"keras_vit.tflite.runtime (LiteRT only)."
-            )
+def __getattr__(name):
+    if name not in _MODEL_API and name not in _SUBMODULES:
         raise AttributeError(f"module 'keras_vit' has no attribute {name!r}")
+    if not _keras_installed():
+        raise ImportError(
+            f"keras_vit.{name} needs Keras and TensorFlow, which are not installed here. "
+            f"Install them with: pip install keras-vit. On a device, use "
+            f"keras_vit.tflite.runtime (LiteRT only)."
+        )
+    importlib.import_module("keras_vit.layers")  # registers every layer and the model for load_model
+    importlib.import_module("keras_vit.model")
+    if name in _SUBMODULES:
+        return importlib.import_module(f"keras_vit.{name}")
+    value = getattr(importlib.import_module(_MODEL_API[name]), name)
+    globals()[name] = value
+    return value
+
+
+if "keras" in sys.modules:  # Keras is paid for already: register the layers now, as users of Keras expect
+    __getattr__("layers")

@@ -1,7 +1,8 @@
 """The ``keras-vit`` command: one entry point, each subcommand imported only when it runs.
 
 Each subcommand lives in its own module with ``add_arguments(parser)`` and
-``run(args) -> int``; this file only names them.
+``run(args) -> int``; this file only names them. ``keras-vit --help`` imports none
+of them (so no TensorFlow); ``keras-vit CMD ...`` imports only CMD's module.
 """
 
 import argparse
@@ -34,13 +35,16 @@ def _available():
     return names
 
 
-def build_parser(commands=None) -> argparse.ArgumentParser:
+def build_parser(commands=None, chosen=None) -> argparse.ArgumentParser:
+    """The parser with every command listed; only ``chosen`` (default: all) gets its module's arguments."""
     commands = _available() if commands is None else commands
+    chosen = set(commands) if chosen is None else set(chosen)
     parser = argparse.ArgumentParser(prog="keras-vit", description="Vision Transformers for Keras 3 and LiteRT.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in commands.items():
         sub_parser = sub.add_parser(name, help=help_text, description=help_text)
-        importlib.import_module(module).add_arguments(sub_parser)
+        if name in chosen:
+            importlib.import_module(module).add_arguments(sub_parser)
         sub_parser.set_defaults(_module=module)
     return parser
 
@@ -48,9 +52,8 @@ def build_parser(commands=None) -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     commands = _available()
-    # Build only the parser of the command being run, so its imports are the only ones paid for.
-    chosen = {argv[0]: commands[argv[0]]} if argv and argv[0] in commands else commands
-    parser = build_parser(chosen)
+    # Only the command being run imports its module; the command list alone imports nothing.
+    parser = build_parser(commands, [argv[0]] if argv and argv[0] in commands else [])
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()

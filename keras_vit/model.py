@@ -1,8 +1,9 @@
-"""The Vision Transformer, composed from the layers with the functional API."""
+"""The Vision Transformer, composed from the layers with the functional API, and the contract it carries."""
 
 import keras
 
 from keras_vit.layers import ClassificationHead, PatchEncoder, Patches, TransformerBlock
+from keras_vit.preprocessing import Preprocessing
 from keras_vit.serialization import register
 
 
@@ -17,6 +18,20 @@ def _image_shape(image_size, channels):
     if not isinstance(channels, int) or channels < 1:
         raise ValueError(f"channels must be a positive integer; received channels={channels!r}.")
     return image_size + (channels,)
+
+
+def _class_names(class_names, num_classes):
+    if class_names is None:
+        return None
+    if isinstance(class_names, (str, bytes)) or not hasattr(class_names, "__len__"):
+        raise ValueError(f"class_names must be a list of strings; received {class_names!r:.80}.")
+    names = [str(name) for name in class_names]
+    if len(names) != num_classes:
+        raise ValueError(
+            f"class_names has {len(names)} names but the model has num_classes={num_classes}. "
+            f"Pass exactly {num_classes} names, in output order (or None)."
+        )
+    return names
 
 
 def _check_divisible(image_size, patch_size, hidden_dim, num_heads):
@@ -62,6 +77,15 @@ class VisionTransformer(keras.Model):
         attention_dropout_rate: dropout on attention weights.
         drop_path_rate: stochastic depth, rising linearly to this rate at the last block.
         layer_norm_epsilon: 1e-6 as in the paper's code.
+        mean, std: the input contract: inputs are ``(pixels / 255 - mean) / std``
+            (one number or one per channel; 0.5 and 0.5, inputs in [-1, 1], by default).
+        interpolation: how images are resized to ``image_size`` (``"bilinear"``,
+            ``"bicubic"`` or ``"nearest"``).
+        class_names: the names of the outputs, in order (``None``: unnamed).
+
+    The contract (``image_size``, ``mean``, ``std``, ``interpolation``,
+    ``class_names``) is saved in the ``.keras`` file, so training, evaluation and
+    every export read it from the model (``model.preprocessing``).
 
     Returns:
         Logits ``(batch, num_classes)``.
@@ -96,10 +120,16 @@ class VisionTransformer(keras.Model):
         drop_path_rate: float = 0.0,
         layer_norm_epsilon: float = 1e-6,
         representation_activation: str = "gelu",
+        mean=0.5,
+        std=0.5,
+        interpolation: str = "bilinear",
+        class_names=None,
         dtype=None,
         **kwargs,
     ):
         shape = _image_shape(image_size, channels)
+        contract = Preprocessing(shape[:2], channels, mean, std, interpolation)
+        class_names = _class_names(class_names, num_classes)
         for name, value in (("hidden_dim", hidden_dim), ("num_layers", num_layers), ("num_heads", num_heads),
                             ("mlp_dim", mlp_dim), ("patch_size", patch_size)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -139,6 +169,102 @@ class VisionTransformer(keras.Model):
         self.attention_dropout_rate = attention_dropout_rate
         self.drop_path_rate = drop_path_rate
         self.layer_norm_epsilon = layer_norm_epsilon
+        self.mean, self.std, self.interpolation = contract.mean, contract.std, contract.interpolation
+        self.class_names = class_names
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """The input contract this model carries (size, channels, mean, std, interpolation)."""
+        return Preprocessing.for_model(self)
+
+    def set_contract(self, preprocessing=None, class_names=None):
+        """Replaces the input contract and/or the class names in place (saved with the model).
+
+        Args:
+            preprocessing: a :class:`~keras_vit.preprocessing.Preprocessing` (or its dict) at this
+                model's input size, e.g. a checkpoint's mean and std.
+            class_names: the output names, one per class.
+
+        Raises:
+            ValueError: for a contract of another image size or a wrong number of names.
+        """
+        if preprocessing is not None:
+            if isinstance(preprocessing, dict):
+                preprocessing = Preprocessing.from_dict(preprocessing)
+            own = self.preprocessing
+            if (preprocessing.image_size, preprocessing.channels) != (own.image_size, own.channels):
+                raise ValueError(
+                    f"The contract is for {preprocessing.image_size} images with {preprocessing.channels} "
+                    f"channel(s); this model takes {own.image_size} with {own.channels}."
+                )
+            self.mean, self.std = preprocessing.mean, preprocessing.std
+            self.interpolation = preprocessing.interpolation
+        if class_names is not None:
+            self.class_names = _class_names(class_names, self.num_classes)
+        return self
+
+    def forward_features(self, images, training=False):
+        """The encoder's tokens after the final LayerNorm, ``(batch, 1 + num_patches, hidden_dim)``.
+
+        Token 0 is the [class] token. ``forward_head`` turns them into logits or pooled features.
+
+        Example:
+            >>> import numpy as np, keras_vit
+            >>> model = keras_vit.create_model("vit_test")
+            >>> tuple(model.forward_features(np.zeros((1, 32, 32, 3), "float32")).shape)
+            (1, 17, 32)
+        """
+        self._check_images(tuple(images.shape))
+        x = images
+        for layer in self.layers[1:]:  # the functional graph is a chain: input, patches, ..., blocks, head
+            if layer.name == "head":
+                return layer.norm(x)
+            x = layer(x, training=training)
+        raise RuntimeError(f"{self.name!r} has no layer named 'head'.")
+
+    def forward_head(self, tokens, pre_logits: bool = False, training=False):
+        """Final-norm tokens -> logits; with ``pre_logits=True`` the pooled features before the last Dense."""
+        head = self.get_layer("head")
+        features = head.pool(tokens)
+        return features if pre_logits else head.classify(features, training=training)
+
+    def reset_classifier(self, num_classes: int, class_names=None, keep_pre_logits: bool = False):
+        """A new model with these encoder weights and a fresh zero-initialised head.
+
+        The paper's transfer recipe (Sec. 3.2): the pre-trained head, pre-logits
+        layer included unless ``keep_pre_logits``, is replaced by one zero-initialised
+        ``Dense(num_classes)``. ``num_classes=0`` gives a model whose output is the
+        pooled features (embeddings, or the input of a head of your own). A Keras
+        functional model cannot change its graph in place, so this returns a new one.
+
+        Args:
+            num_classes: outputs of the new head (0: none).
+            class_names: their names (default: unnamed).
+            keep_pre_logits: keep the ``representation_size`` pre-logits layer and its weights.
+
+        Returns:
+            a :class:`VisionTransformer` sharing nothing with this one (weights are copied).
+
+        Example:
+            >>> import keras_vit
+            >>> model = keras_vit.create_model("vit_test")
+            >>> model.reset_classifier(3, ["cat", "dog", "bird"]).output_shape
+            (None, 3)
+            >>> model.reset_classifier(0).output_shape
+            (None, 32)
+        """
+        config = {**self.get_config(), "num_classes": num_classes, "class_names": class_names}
+        if not keep_pre_logits:
+            config["representation_size"] = None
+        model = type(self).from_config(config)
+        own = {variable.path: variable for variable in self.weights}
+        for variable in model.weights:
+            source = own.get(variable.path)
+            if variable.path.startswith("head/head/"):
+                variable.assign(keras.ops.zeros(variable.shape, variable.dtype))
+            elif source is not None and tuple(source.shape) == tuple(variable.shape):
+                variable.assign(source)
+        return model
 
     def __call__(self, *args, **kwargs):
         images = args[0] if args else kwargs.get("inputs")
@@ -186,6 +312,10 @@ class VisionTransformer(keras.Model):
             "attention_dropout_rate": self.attention_dropout_rate,
             "drop_path_rate": self.drop_path_rate,
             "layer_norm_epsilon": self.layer_norm_epsilon,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "interpolation": self.interpolation,
+            "class_names": None if self.class_names is None else list(self.class_names),
         }
 
     @classmethod

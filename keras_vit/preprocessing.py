@@ -2,8 +2,10 @@
 
 A model's inputs are ``(pixels / 255 - mean) / std`` per channel at the model's
 image size, channels last. The default (mean = std = 0.5, inputs in [-1, 1]) is
-the original ViT checkpoints' convention. The same contract travels with
-exported models (``contract.to_json()``) so an app can preprocess without our code.
+the original ViT checkpoints' convention. The contract lives on the model
+(``VisionTransformer(mean=..., std=..., interpolation=...)``, kept in its
+``.keras`` file); ``Preprocessing.for_model(model)`` reads it, and every export
+writes it beside the exported file so an app can preprocess without our code.
 """
 
 import dataclasses
@@ -11,6 +13,7 @@ import json
 
 import numpy as np
 
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
 
 @dataclasses.dataclass(frozen=True)
 class Preprocessing:
@@ -39,12 +42,18 @@ class Preprocessing:
             object.__setattr__(self, field, value)
         if any(s <= 0 for s in self.std):
             raise ValueError(f"std must be positive; received std={self.std}.")
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(
+                f"interpolation must be one of {INTERPOLATIONS}; received interpolation={self.interpolation!r}."
+            )
 
     @classmethod
     def for_model(cls, model, **overrides):
-        """The default contract for a ``VisionTransformer``'s input shape."""
+        """The contract a model carries (a ``VisionTransformer``'s ``mean``, ``std`` and
+        ``interpolation``); the default contract at the input shape of any other model."""
         height, width, channels = model.input_shape[1:]
-        return cls(image_size=(height, width), channels=channels, **overrides)
+        carried = {key: getattr(model, key) for key in ("mean", "std", "interpolation") if hasattr(model, key)}
+        return cls(image_size=(height, width), channels=channels, **{**carried, **overrides})
 
     def normalize(self, pixels) -> np.ndarray:
         """uint8 (or 0-255 float) pixels ``(..., H, W, C)`` -> float32 model inputs."""
@@ -56,6 +65,30 @@ class Preprocessing:
         mean = np.asarray(self.mean, np.float32)
         std = np.asarray(self.std, np.float32)
         return (pixels / 255.0 - mean) / std
+
+    def to_inputs(self, images, where: str = "images") -> np.ndarray:
+        """Model inputs from uint8 pixels (normalized here) or float images (taken as already normalized).
+
+        Accepts one image ``(H, W, C)`` or a batch ``(N, H, W, C)`` at this contract's size.
+
+        Raises:
+            ValueError: naming ``where``, the shape or dtype received and the one expected.
+        """
+        array = np.asarray(images)
+        expected = tuple(self.image_size) + (self.channels,)
+        if array.ndim == 3:
+            array = array[None]
+        if array.ndim != 4 or tuple(array.shape[1:]) != expected:
+            raise ValueError(
+                f"{where} must hold images of shape (N, {', '.join(map(str, expected))}) for this model; "
+                f"received shape {array.shape}. Resize them to {expected[0]}x{expected[1]} with "
+                f"{expected[2]} channel(s)."
+            )
+        if array.dtype == np.uint8:
+            return self.normalize(array)
+        if not np.issubdtype(array.dtype, np.floating):
+            raise ValueError(f"{where} must be uint8 pixels or float32 normalized images; received dtype {array.dtype}.")
+        return array.astype(np.float32)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -9,7 +9,7 @@ import difflib
 import fnmatch
 import re
 
-# name: (hidden_dim, num_layers, num_heads, mlp_dim)
+# paper notation: (long name, hidden_dim D, num_layers L, num_heads, mlp_dim)
 SIZES = {
     "Ti": ("tiny", 192, 12, 3, 768),
     "S": ("small", 384, 12, 6, 1536),
@@ -114,15 +114,17 @@ def notation_of(name: str):
     return next((k for k, v in _NOTATION.items() if v == name), None)
 
 
-def create_model(name: str, weights=None, **overrides):
+def create_model(variant: str, /, weights=None, **overrides):
     """Builds a registered variant; keyword arguments override its config.
 
     Args:
-        name: a canonical name (``"vit_tiny_patch16_224"``) or the paper's
-            notation (``"Ti/16"``, ``"B/16@384"``).
+        variant: a canonical name (``"vit_tiny_patch16_224"``) or the paper's
+            notation (``"Ti/16"``, ``"B/16@384"``). Keras' own ``name=`` names the
+            model (default: the canonical variant name).
         weights: optional path to a checkpoint (``.npz``, timm or Hugging Face
             safetensors/``.pth``), loaded with ``keras_vit.weights.load_weights``.
-        **overrides: any ``VisionTransformer`` argument, e.g. ``num_classes=10``.
+        **overrides: any ``VisionTransformer`` argument, e.g. ``num_classes=10``,
+            ``class_names=[...]`` or the input contract's ``mean`` and ``std``.
 
     Returns:
         A ``keras_vit.VisionTransformer``.
@@ -134,7 +136,7 @@ def create_model(name: str, weights=None, **overrides):
     """
     from keras_vit.model import VisionTransformer
 
-    canonical = resolve_name(name)
+    canonical = resolve_name(variant)
     config = {**_VARIANTS[canonical], **overrides}
     config.setdefault("name", canonical)
     model = VisionTransformer(**config)

@@ -1,10 +1,64 @@
-"""One decorator that registers a class as serializable under ``keras_vit``."""
+"""Saving and loading: one decorator that registers a class under ``keras_vit``, and ``load_model``."""
+
+import json
+import os
+import warnings
 
 import keras
 
 PACKAGE = "keras_vit"
+# Runs saved before the contract lived on the model wrote it beside the model under this name.
+LEGACY_SIDECAR = "preprocessing.json"
 
 
 def register(cls):
     """Registers ``cls`` so ``keras.models.load_model`` finds it as ``keras_vit>Name``."""
     return keras.saving.register_keras_serializable(package=PACKAGE)(cls)
+
+
+def load_model(path, compile: bool = False):
+    """Loads a ``.keras`` file with its contract; a legacy ``preprocessing.json`` beside it still applies.
+
+    Args:
+        path: a ``.keras`` file written by ``model.save``, ``keras-vit train`` or ``keras-vit finetune``.
+        compile: restore the optimizer and loss too (``keras.models.load_model``'s flag).
+
+    Returns:
+        the model; ``model.preprocessing`` and ``model.class_names`` hold its contract.
+
+    Raises:
+        FileNotFoundError: when ``path`` does not exist.
+
+    Example:
+        >>> import keras_vit
+        >>> keras_vit.create_model("vit_test", class_names=list("abcdefghij")).save("/tmp/vit_test.keras")
+        >>> keras_vit.load_model("/tmp/vit_test.keras").class_names[:3]
+        ['a', 'b', 'c']
+    """
+    import keras_vit.layers  # noqa: F401  (registers the layers)
+    import keras_vit.model  # noqa: F401
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Model file not found: {path!r}. Pass a .keras file saved by model.save or keras-vit.")
+    model = keras.models.load_model(path, compile=compile)
+    sidecar = os.path.join(os.path.dirname(os.path.abspath(path)), LEGACY_SIDECAR)
+    if os.path.isfile(sidecar) and hasattr(model, "set_contract") and "mean" not in _saved_config(path):
+        from keras_vit.preprocessing import Preprocessing
+
+        with open(sidecar, encoding="utf-8") as handle:
+            model.set_contract(Preprocessing.from_dict(json.load(handle)))
+        warnings.warn(f"{path}: applied the input contract of the legacy {sidecar}; saving the model again "
+                      f"stores it inside the .keras file.", stacklevel=2)
+    return model
+
+
+def _saved_config(path) -> dict:
+    """The model's config as stored in a ``.keras`` archive (a zip with ``config.json``)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return json.loads(archive.read("config.json")).get("config", {})
+    except (zipfile.BadZipFile, KeyError, ValueError):
+        return {}

@@ -32,8 +32,13 @@ def test_train_smoke_config_then_evaluate(tmp_path, data_root, capsys):
     with open(out / "config.json") as f:
         config = json.load(f)
     assert config["model_overrides"]["num_layers"] == 1 and config["model_overrides"]["patch_size"] == 8
-    for name in ("best.keras", "model.keras", "history.csv", "preprocessing.json"):
+    for name in ("best.keras", "model.keras", "history.csv"):
         assert (out / name).is_file()
+    import keras_vit
+    from keras_vit.datasets import CIFAR10_LABELS
+
+    trained = keras_vit.load_model(out / "best.keras")  # the data's class names travel inside the model
+    assert trained.class_names == list(CIFAR10_LABELS) and trained.preprocessing.mean == (0.5, 0.5, 0.5)
 
     result = tmp_path / "eval.json"
     assert main(["evaluate", str(out / "model.keras"), "--data", data_root, "--batch-size", "32",

@@ -63,11 +63,13 @@ def test_finetune_from_a_timm_checkpoint_on_cifar(tmp_path, image_folder):
     summary = json.loads((output / "finetune.json").read_text())
     assert summary["source"] == "timm" and summary["steps"] == 6 and summary["test_examples"] == 40
     assert np.isfinite(summary["final_loss"]) and 0.0 <= summary["test_accuracy"] <= 1.0
-    # The checkpoint's contract (ImageNet mean/std from its config.json) was applied and recorded.
-    contract = json.loads((output / "preprocessing.json").read_text())
-    assert tuple(contract["mean"]) == IMAGENET[0] and tuple(contract["std"]) == IMAGENET[1]
+    # The checkpoint's contract (ImageNet mean/std from its config.json) and the folder's class names
+    # travel inside the saved model; no sidecar file is written.
+    tuned = keras_vit.load_model(str(output / "model.keras"))
+    assert tuned.preprocessing.mean == IMAGENET[0] and tuned.preprocessing.std == IMAGENET[1]
+    assert tuned.preprocessing.interpolation == "bicubic" and tuned.class_names == sorted(CIFAR10_LABELS)
+    assert not (output / "preprocessing.json").exists()
     # The encoder started from the checkpoint and was trained; the head started at zero and moved.
-    tuned = keras.models.load_model(str(output / "model.keras"))
     start = keras_vit.create_model("vit_test", num_classes=10)
     load_weights(start, weights, skip_head=True)
     before, after = model_weights(start), model_weights(tuned)
@@ -81,7 +83,7 @@ def test_transfer_model_head_is_zero_and_optimizer_follows_the_recipe(tmp_path):
     from keras_vit.weights import export_timm
 
     path = export_timm(keras_vit.create_model("vit_test"), str(tmp_path / "ckpt"))
-    model, report = transfer_model("vit_test", path, 3, image_size=64)
+    model, report = transfer_model("vit_test", path, ["a", "b", "c"], image_size=64)
     assert report.resampled == ((4, 4), (8, 8)) and model.output_shape == (None, 3)
     head = model.get_layer("head").head
     assert not np.any(head.kernel.numpy()) and not np.any(head.bias.numpy())

@@ -1,7 +1,7 @@
 """``keras-vit evaluate``: loss and top-1 accuracy of a saved ``.keras`` model on a data split.
 
-The preprocessing contract is read from ``preprocessing.json`` beside the model
-(written by ``keras-vit train``), else the model's default contract.
+The input contract and class names are the model's own (``model.preprocessing``,
+``model.class_names``); a folder's classes are matched to the model's by name.
 
 Example:
     keras-vit evaluate /work/runs/cifar10/best.keras --data cifar10 --split test
@@ -24,25 +24,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", default=None, help="also write the summary to this JSON file")
 
 
-def _contract(model, model_path):
-    from keras_vit.preprocessing import Preprocessing
-
-    path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "preprocessing.json")
-    if os.path.isfile(path):
-        with open(path, encoding="utf-8") as f:
-            return Preprocessing.from_dict(json.load(f))
-    return Preprocessing.for_model(model)
-
-
 def evaluate(model_path: str, data: str = "cifar10", split: str = "test", batch_size: int = 256,
              data_dir=None, max_examples=None, strategy_name: str = "auto", progress: bool = True) -> dict:
     """Evaluates a ``.keras`` model; returns ``{"loss", "accuracy", "examples", "seconds", ...}``."""
     import time
 
-    import keras
     from tqdm import tqdm
 
-    import keras_vit  # noqa: F401  (registers the layers for load_model)
+    from keras_vit.preprocessing import Preprocessing
+    from keras_vit.serialization import load_model
     from keras_vit.training import data as data_lib
     from keras_vit.training import sources
     from keras_vit.training.loop import Trainer
@@ -53,9 +43,10 @@ def evaluate(model_path: str, data: str = "cifar10", split: str = "test", batch_
     strategy = get_strategy(strategy_name)
     split_batch(batch_size, strategy)
     with strategy.scope():
-        model = keras.models.load_model(model_path, compile=False)
-    contract = _contract(model, model_path)
-    source = sources.subset(sources.load_source(data, split, data_dir), max_examples)
+        model = load_model(model_path)
+    contract = Preprocessing.for_model(model)
+    class_names = getattr(model, "class_names", None)
+    source = sources.subset(sources.load_source(data, split, data_dir, class_names=class_names), max_examples)
     classes = model.output_shape[-1]
     if len(source.class_names) != classes:
         raise ValueError(f"The model has {classes} classes but data={data!r} has {len(source.class_names)}.")

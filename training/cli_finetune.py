@@ -7,9 +7,11 @@ weight decay, gradients clipped to global norm 1.0, a linear warmup then cosine
 decay; fine-tuning at a higher resolution than pre-training is fine because
 the position embeddings are interpolated (``load_weights`` does it).
 
-Inputs are normalized by the checkpoint's contract (``load_weights`` reports
-it: ``[-1, 1]`` for Google ``.npz`` checkpoints; the config file's mean/std
-for timm / Hugging Face folders), and that contract is saved beside the model.
+Inputs are normalized by the checkpoint's contract (``load_weights`` sets it on
+the model: ``[-1, 1]`` for Google ``.npz`` checkpoints; the config file's
+mean/std for timm / Hugging Face folders; ``--mean``/``--std`` override it). The
+saved model carries that contract and the data's class names, so ``keras-vit
+export`` and ``evaluate`` need no preprocessing or label flags.
 
 Example (runs in about a minute on 2 CPU cores):
     keras-vit finetune --model vit_test --weights timm_vit_test/model.safetensors \\
@@ -41,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layer-norm-epsilon", type=float, default=None,
                         help="the checkpoint's LayerNorm epsilon (Hugging Face configs: 1e-12)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output", required=True, help="folder for model.keras, preprocessing.json, finetune.json")
+    parser.add_argument("--output", required=True, help="folder for model.keras and finetune.json")
 
 
 def _validate(args):
@@ -56,25 +58,20 @@ def _validate(args):
         raise SystemExit(f"--weights {args.weights!r} does not exist.")
 
 
-def transfer_model(name, weights, num_classes, image_size=None, source=None, **overrides):
-    """The checkpoint's encoder with a fresh zero-initialised head for ``num_classes``.
+def transfer_model(name, weights, class_names, image_size=None, source=None, **overrides):
+    """The checkpoint's encoder and contract with a fresh zero-initialised head for ``class_names``.
 
     Returns:
-        ``(model, report)``; ``report.preprocessing`` is the checkpoint's input contract.
+        ``(model, report)``; ``model.preprocessing`` is the checkpoint's input contract.
     """
-    import numpy as np
-
     from keras_vit.registry import create_model
     from keras_vit.weights import load_weights
 
     if image_size:
         overrides["image_size"] = image_size
-    model = create_model(name, num_classes=num_classes, representation_size=None, **overrides)
-    report = load_weights(model, weights, source, skip_head=True)
-    head = model.get_layer("head").head
-    head.kernel.assign(np.zeros(head.kernel.shape, "float32"))
-    head.bias.assign(np.zeros(head.bias.shape, "float32"))
-    return model, report
+    pretrained = create_model(name, representation_size=None, **overrides)
+    report = load_weights(pretrained, weights, source, skip_head=True)
+    return pretrained.reset_classifier(len(class_names), list(class_names)), report
 
 
 def transfer_optimizer(steps, warmup_steps, learning_rate, momentum=0.9, clip_norm=1.0):
@@ -98,12 +95,11 @@ def _accuracy(model, source, contract, batch_size):
     return correct / max(total, 1.0)
 
 
-def _save(model, contract, summary, output):
+def _save(model, summary, output):
     from keras_vit.atomic import atomic_path, atomic_write
 
     with atomic_path(os.path.join(output, "model.keras")) as temporary:
         model.save(temporary)
-    atomic_write(os.path.join(output, "preprocessing.json"), contract.to_json())
     atomic_write(os.path.join(output, "finetune.json"), json.dumps(summary, indent=2))
 
 
@@ -118,13 +114,14 @@ def run(args) -> int:
     keras.utils.set_random_seed(args.seed)
     train = sources.load_source(args.data, "train")
     overrides = {} if args.layer_norm_epsilon is None else {"layer_norm_epsilon": args.layer_norm_epsilon}
-    model, report = transfer_model(args.model, args.weights, len(train.class_names), args.image_size,
+    model, report = transfer_model(args.model, args.weights, train.class_names, args.image_size,
                                    args.source, **overrides)
     print(report.summary())
-    contract = report.preprocessing
+    contract = model.preprocessing
     if args.mean is not None or args.std is not None:
         contract = dataclasses.replace(contract, mean=tuple(args.mean or contract.mean),
                                        std=tuple(args.std or contract.std))
+        model.set_contract(contract)
     print(f"Preprocessing contract: mean={contract.mean} std={contract.std} size={contract.image_size}")
     most_per_epoch = min(args.steps, train.num_examples // args.batch_size)
     if most_per_epoch < 1:
@@ -150,6 +147,6 @@ def run(args) -> int:
         summary["test_accuracy"] = _accuracy(model, test, contract, args.batch_size)
         summary["test_examples"] = test.num_examples
         print(f"Test accuracy on {test.num_examples} examples: {summary['test_accuracy']:.4f}")
-    _save(model, contract, summary, args.output)
-    print(f"Saved {os.path.join(args.output, 'model.keras')} and its preprocessing.json")
+    _save(model, summary, args.output)
+    print(f"Saved {os.path.join(args.output, 'model.keras')} (with its input contract and class names)")
     return 0

@@ -63,31 +63,23 @@ def _digest(model) -> str:
     return digest.hexdigest()
 
 
-def _build_model(variant, **overrides):
-    """``create_model`` that also accepts a ``name`` override (the saved model's name)."""
-    from keras_vit.model import VisionTransformer
-    from keras_vit.registry import resolve_name, variant_config
-
-    arguments = {"name": resolve_name(variant), **variant_config(variant), **overrides}
-    return VisionTransformer(**arguments)
-
-
 def train(config: TrainConfig) -> dict:
     """Trains (or resumes) a run described by ``config``; returns the final summary.
 
     Writes into ``config.output_dir``: ``checkpoints/`` (periodic, resumable),
     ``best.keras`` (highest eval accuracy), ``model.keras`` (final),
-    ``history.csv``, ``tensorboard/``, ``config.json``, ``preprocessing.json``
-    and ``summary.json``. Running the same config again resumes from the newest
-    checkpoint and stops at the planned number of steps.
+    ``history.csv``, ``tensorboard/``, ``config.json`` and ``summary.json``. The
+    saved models carry their input contract and the data's class names. Running
+    the same config again resumes from the newest checkpoint and stops at the
+    planned number of steps.
     """
     import keras
     import tensorflow as tf
     from tqdm import tqdm
 
-    from keras_vit.preprocessing import Preprocessing
-    from keras_vit.training import recipe
     from keras_vit.atomic import atomic_path, atomic_write
+    from keras_vit.registry import create_model
+    from keras_vit.training import recipe
     from keras_vit.training.checkpoints import Checkpoints
     from keras_vit.training.history import History
     from keras_vit.training.loop import Trainer
@@ -108,7 +100,7 @@ def train(config: TrainConfig) -> dict:
     train_source, eval_source = _sources(config)
     num_classes = len(train_source.class_names)
     overrides = {"drop_path_rate": config.drop_path_rate, "dropout_rate": config.dropout_rate,
-                 "num_classes": num_classes, **config.model_overrides}
+                 "num_classes": num_classes, "class_names": list(train_source.class_names), **config.model_overrides}
     steps_per_epoch = config.steps_per_epoch or train_source.num_examples // config.batch_size
     if steps_per_epoch < 1:
         raise ValueError(f"batch_size={config.batch_size} exceeds the {train_source.num_examples} training "
@@ -119,12 +111,12 @@ def train(config: TrainConfig) -> dict:
     schedule = recipe.warmup_cosine(peak, int(config.warmup_epochs * steps_per_epoch), total_steps,
                                     config.min_learning_rate)
     with strategy.scope():
-        model = _build_model(config.model, dtype=None if policy == "float32" else policy, **overrides)
+        model = create_model(config.model, dtype=None if policy == "float32" else policy, **overrides)
         optimizer = recipe.make_optimizer(model, schedule, config.weight_decay, config.beta_2,
                                           loss_scaling=policy == "mixed_float16")
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         best = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="best_accuracy")
-    contract = Preprocessing.for_model(model)
+    contract = model.preprocessing
 
     out = config.output_dir
     checkpoints = Checkpoints(os.path.join(out, "checkpoints"), strategy, config.keep_checkpoints,
@@ -133,7 +125,6 @@ def train(config: TrainConfig) -> dict:
     start_step = int(step.numpy())
     if chief:
         atomic_write(os.path.join(out, "config.json"), config.to_json())
-        atomic_write(os.path.join(out, "preprocessing.json"), contract.to_json())
     history = History(out, enabled=chief, completed_epochs=start_step // steps_per_epoch)
     trainer = Trainer(model, optimizer, strategy, global_batch_size=config.batch_size,
                       label_smoothing=config.label_smoothing, clip_norm=config.clip_norm,

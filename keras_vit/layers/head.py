@@ -85,7 +85,10 @@ class ClassificationHead(keras.layers.Layer):
             self.head.build(features)
 
     def call(self, tokens, training=False):
-        tokens = self.norm(tokens)
+        return self.classify(self.pool(self.norm(tokens)), training=training)
+
+    def pool(self, tokens):
+        """Final-norm tokens ``(batch, tokens, D)`` -> pooled pre-logits features ``(batch, width)``."""
         if self.pooling == "token":  # [:, :1] + reshape: the same as [:, 0], and one XNNPACK partition
             x = ops.reshape(tokens[:, :1], (-1, tokens.shape[-1]))
         else:
@@ -93,9 +96,13 @@ class ClassificationHead(keras.layers.Layer):
         if self.pre_logits is not None:
             x = self.pre_logits(x)
             x = ops.tanh(x) if self.representation_activation == "tanh" else gelu(x)
-        if self.head is not None:
-            x = self.head(self.dropout(x, training=training))
         return x
+
+    def classify(self, features, training=False):
+        """Pooled features -> logits (identity when ``num_classes=0``)."""
+        if self.head is None:
+            return features
+        return self.head(self.dropout(features, training=training))
 
     def compute_output_shape(self, input_shape):
         width = self.num_classes or self.representation_size or input_shape[-1]

@@ -121,7 +121,8 @@ def load_weights(model, path: str, source=None, *, skip_head: bool = False, stri
             choice when ``None`` (``RESAMPLING``).
 
     Returns:
-        A :class:`LoadReport` (``.summary()`` prints it; ``.preprocessing`` is the input contract).
+        A :class:`LoadReport` (``.summary()`` prints it; ``.preprocessing`` is the input contract,
+        which is also set on the model: ``model.preprocessing``).
 
     Raises:
         FileNotFoundError, CorruptCheckpointError, PickledContentError,
@@ -166,6 +167,8 @@ def load_weights(model, path: str, source=None, *, skip_head: bool = False, stri
         unexpected_keys=converted.unexpected,
     )
     preprocessing = checkpoint_preprocessing(path, source, model.input_shape[1:3], model.input_shape[3])
+    if hasattr(model, "set_contract"):  # the checkpoint's input contract travels with its weights
+        model.set_contract(preprocessing)
     return LoadReport(path, source, loaded, missing, unexpected,
                       converted.ignored, skipped, resampled, preprocessing)
 
