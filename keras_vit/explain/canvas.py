@@ -1,0 +1,47 @@
+"""Matplotlib, imported only when a picture is drawn, and one way to make and save a figure.
+
+Matplotlib is the optional ``plot`` extra. Figures are built with
+``matplotlib.figure.Figure`` (no pyplot, no GUI backend, no global state), so
+drawing works the same in a script, a test or a server.
+"""
+
+import os
+
+INSTALL_HINT = "Drawing pictures needs matplotlib, which is not installed. Install it with: pip install 'keras-vit[plot]'"
+
+
+def require_matplotlib():
+    """Imports matplotlib or raises ``ImportError`` that says how to install it.
+
+    Example:
+        >>> require_matplotlib().__name__
+        'matplotlib'
+    """
+    try:
+        import matplotlib
+    except ImportError as error:
+        raise ImportError(INSTALL_HINT) from error
+    return matplotlib
+
+
+def new_figure(width: float, height: float, dpi: int = 100):
+    """A ``Figure`` of ``width x height`` inches with constrained layout (``dpi`` pixels per inch when saved)."""
+    require_matplotlib()
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=dpi, layout="constrained")
+
+
+def save_figure(figure, path) -> str:
+    """Writes ``figure`` to ``path`` (PNG unless the suffix says otherwise) at the figure's size; returns the path.
+
+    Example:
+        >>> figure = new_figure(2, 1)
+        >>> _ = figure.add_subplot().plot([0, 1])
+        >>> save_figure(figure, "/tmp/keras_vit_canvas.png")
+        '/tmp/keras_vit_canvas.png'
+    """
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    figure.savefig(path, dpi=figure.dpi)
+    return path
