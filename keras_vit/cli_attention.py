@@ -53,20 +53,18 @@ def _titles(model, inputs):
     probabilities = np.exp(probabilities - probabilities.max(1, keepdims=True))
     probabilities /= probabilities.sum(1, keepdims=True)
     names = model.class_names or [f"class {i}" for i in range(probabilities.shape[1])]
-    return [f"{names[i]} ({p[i]:.0%})" for p, i in zip(probabilities, probabilities.argmax(1))]
+    return [f"predicted {names[i]} ({p[i]:.0%})" for p, i in zip(probabilities, probabilities.argmax(1))]
 
 
 def run(args) -> int:
-    from keras_vit.explain.canvas import require_matplotlib
+    from keras_vit.explain.canvas import command_cannot_draw
 
-    try:
-        require_matplotlib()
-    except ImportError as error:
-        print(f"error: {error}", file=sys.stderr)
+    if command_cannot_draw():
         return 1
     import numpy as np
 
     from keras_vit import explain
+    from keras_vit.explain.attention import patch_distances
     from keras_vit.explain.canvas import save_figure
     from keras_vit.tflite.images import load_image
 
@@ -89,7 +87,7 @@ def run(args) -> int:
     if args.figures:
         distance = explain.mean_attention_distance(model, pixels)
         paths = [
-            save_figure(explain.plot_mean_distance(distance, contract.image_size),
+            save_figure(explain.plot_mean_distance(distance, contract.image_size, patch_distances(model).mean()),
                         os.path.join(args.figures, "mean_distance.png")),
             save_figure(explain.plot_position_similarity(explain.position_embedding_similarity(model)),
                         os.path.join(args.figures, "position_similarity.png")),
@@ -101,7 +99,8 @@ def run(args) -> int:
         except ValueError as error:  # a hybrid's tokens are not image patches: there are no RGB filters to draw
             print(f"skipped patch_components.png: {error}")
         print(f"wrote {', '.join(paths)}")
-        print(f"mean attention distance over {len(pixels)} image(s), pixels, per block (min / mean / max over heads):")
+        print(f"mean attention distance over {len(pixels)} image(s), pixels, per block (min / mean / max over heads; "
+              f"uniform attention: {patch_distances(model).mean():.2f}):")
         for block, row in enumerate(distance):
             print(f"  block {block + 1}: {row.min():6.2f} / {row.mean():6.2f} / {row.max():6.2f}")
     return 0

@@ -16,13 +16,10 @@ def add_arguments(parser):
 def run(args) -> int:
     import numpy as np
 
-    from keras_vit.explain.canvas import require_matplotlib, save_figure
+    from keras_vit.explain.canvas import command_cannot_draw, save_figure
     from keras_vit.explain.runs import plot_training_curves, read_history
 
-    try:
-        require_matplotlib()
-    except ImportError as error:
-        print(f"error: {error}", file=sys.stderr)
+    if command_cannot_draw():
         return 1
     try:
         history = read_history(args.run_dir)

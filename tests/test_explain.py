@@ -162,7 +162,7 @@ def _png(path):
 
 @pytest.mark.parametrize("name, draw, size", [
     ("attention", lambda m, x: explain.plot_attention(x[:2], explain.attention_rollout(m, x[:2]),
-                                                      explain.attention_maps(m, x[:2]), ["a", "b"]), (800, 400)),
+                                                      explain.attention_maps(m, x[:2]), ["a", "b"]), (1000, 400)),
     ("distance", lambda m, x: explain.plot_mean_distance(explain.mean_attention_distance(m, x), (32, 32)), (450, 350)),
     ("position", lambda m, x: explain.plot_position_similarity(explain.position_embedding_similarity(m)), (450, 400)),
     ("components", lambda m, x: explain.plot_patch_components(explain.patch_embedding_components(m)), (700, 400)),
@@ -198,7 +198,7 @@ def test_attention_command_on_a_saved_model_and_real_images(sharp_model, cifar10
                  "--figures", str(figures)]) == 0
     printed = capsys.readouterr().out
     assert "mean attention distance over 5 image(s)" in printed and "note:" not in printed
-    assert _png(output)[0] == (800, 600)  # 3 rows x (image, rollout, 2 blocks) of 200 px
+    assert _png(output)[0] == (1000, 600)  # 3 rows x (image, masked, rollout, 2 blocks) of 200 px
     for name, size in (("mean_distance", (450, 350)), ("position_similarity", (450, 400)),
                        ("patch_components", (700, 400))):
         pixel_size, grey = _png(figures / f"{name}.png")
@@ -212,7 +212,7 @@ def test_attention_command_on_a_variant_name_says_the_weights_are_random(tmp_pat
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(image)
     assert main(["attention", "vit_test", str(image), "--output", str(tmp_path / "a.png")]) == 0
     assert "random weights" in capsys.readouterr().out
-    assert _png(tmp_path / "a.png")[0] == (800, 200)
+    assert _png(tmp_path / "a.png")[0] == (1000, 200)
     assert main(["attention", str(tmp_path / "missing.keras"), str(image)]) == 2
     assert "missing.keras" in capsys.readouterr().err
 

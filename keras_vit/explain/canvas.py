@@ -6,6 +6,7 @@ drawing works the same in a script, a test or a server.
 """
 
 import os
+import sys
 
 INSTALL_HINT = "Drawing pictures needs matplotlib, which is not installed. Install it with: pip install 'keras-vit[plot]'"
 
@@ -22,6 +23,21 @@ def require_matplotlib():
     except ImportError as error:
         raise ImportError(INSTALL_HINT) from error
     return matplotlib
+
+
+def command_cannot_draw() -> bool:
+    """For a command: True (after printing how to install matplotlib on stderr) when it cannot draw.
+
+    Example:
+        >>> command_cannot_draw()
+        False
+    """
+    try:
+        require_matplotlib()
+    except ImportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return True
+    return False
 
 
 def new_figure(width: float, height: float, dpi: int = 100):

@@ -15,9 +15,9 @@ PANEL = 2.0  # inches per image panel
 
 
 def _displayable(image) -> np.ndarray:
-    """uint8 pixels as they are; normalized float images stretched to [0, 1]."""
+    """uint8 pixels and floats in [0, 1] as they are; other floats (normalized inputs) stretched to [0, 1]."""
     image = np.asarray(image)
-    if image.dtype != np.uint8:
+    if image.dtype != np.uint8 and (image.min() < 0 or image.max() > 1):
         image = image.astype(np.float64)
         image = (image - image.min()) / max(float(image.max() - image.min()), 1e-12)
     return image[..., 0] if image.shape[-1] == 1 else image
@@ -48,53 +48,73 @@ def class_token_maps(maps, grid) -> np.ndarray:
     return cls.reshape(maps.shape[0], maps.shape[1], grid[0], grid[1])
 
 
+def masked_image(image, rollout) -> np.ndarray:
+    """The image times its rollout (the ViT paper's Fig. 6): the map, scaled to a maximum of 1, resized
+    bilinearly to the image. Returns float ``(H, W, C)`` in [0, 1].
+
+    Example:
+        >>> import numpy as np
+        >>> masked_image(np.full((8, 8, 3), 255, np.uint8), np.eye(2)).shape
+        (8, 8, 3)
+    """
+    from PIL import Image
+
+    image = np.asarray(image)
+    pixels = image / 255.0 if image.dtype == np.uint8 else _displayable(image).reshape(image.shape)
+    mask = np.asarray(rollout, np.float32) / max(float(np.max(rollout)), 1e-12)
+    mask = np.asarray(Image.fromarray(mask, mode="F").resize(image.shape[1::-1], Image.BILINEAR))
+    return np.clip(pixels * mask[..., None], 0.0, 1.0)
+
+
 def plot_attention(images, rollout, maps=None, titles=None):
-    """One row per image: the image, its attention rollout over it, then each block's [class] attention.
+    """One row per image: the image, the image masked by its rollout, the rollout, then each block's [class] attention.
+
+    The maps have their own colour scales; their titles give their range, so a
+    nearly uniform map (every patch near ``1 / patches``) is not mistaken for a sharp one.
 
     Args:
         images: ``(batch, H, W, C)`` uint8 pixels (or normalized floats).
         rollout: :func:`~keras_vit.explain.attention_rollout` output ``(batch, rows, cols)``.
-        maps: optional :func:`~keras_vit.explain.attention_maps` output, for the per-block panels.
+        maps: optional :func:`~keras_vit.explain.attention_maps` output, for the per-block panels
+            (each block's own [class]-token attention to the patches, heads averaged).
         titles: optional text per image (e.g. the predicted class).
 
     Returns:
-        a ``Figure`` of ``PANEL * (2 + layers)`` by ``PANEL * batch`` inches.
+        a ``Figure`` of ``PANEL * (3 + layers)`` by ``PANEL * batch`` inches.
 
     Example:
         >>> import numpy as np
         >>> figure = plot_attention(np.zeros((1, 32, 32, 3), np.uint8), np.full((1, 4, 4), 1 / 16))
         >>> [float(s) for s in figure.get_size_inches()]
-        [4.0, 2.0]
+        [6.0, 2.0]
     """
     images, rollout = np.asarray(images), np.asarray(rollout)
-    height, width = images.shape[1:3]
     blocks = None if maps is None else class_token_maps(maps, rollout.shape[1:])
-    columns = 2 + (0 if blocks is None else blocks.shape[1])
+    columns = 3 + (0 if blocks is None else blocks.shape[1])
     figure = new_figure(PANEL * columns, PANEL * len(images))
     axes = np.asarray(figure.subplots(len(images), columns, squeeze=False))
-    extent = (-0.5, width - 0.5, height - 0.5, -0.5)
     for row, image in enumerate(images):
         _show(axes[row, 0], image)
         axes[row, 0].set_title(titles[row] if titles else "image", fontsize=8)
-        _show(axes[row, 1], image)
-        axes[row, 1].imshow(rollout[row] / rollout[row].max(), cmap="inferno", alpha=0.6, extent=extent,
-                            interpolation="bilinear", vmin=0, vmax=1)
-        axes[row, 1].set_title("attention rollout", fontsize=8)
-        for block in range(columns - 2):
-            ax = axes[row, 2 + block]
-            ax.imshow(blocks[row, block], cmap="inferno", interpolation="nearest")
+        _show(axes[row, 1], masked_image(image, rollout[row]))
+        axes[row, 1].set_title("image x rollout", fontsize=8)
+        panels = [("rollout", rollout[row])] + [(f"block {b + 1}", blocks[row, b]) for b in range(columns - 3)]
+        for ax, (name, values) in zip(axes[row, 2:], panels):
+            ax.imshow(values, cmap="inferno", interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
-            ax.set_title(f"block {block + 1} [class]", fontsize=8)
+            ax.set_title(f"{name} {values.min():.0%}-{values.max():.0%}", fontsize=8)
     return figure
 
 
-def plot_mean_distance(distances, image_size=None):
+def plot_mean_distance(distances, image_size=None, uniform=None):
     """Mean attention distance against depth, one dot per head (the ViT paper's Fig. 7, right).
 
     Args:
         distances: :func:`~keras_vit.explain.mean_attention_distance` output ``(layers, heads)``.
         image_size: ``(height, width)``; draws the image diagonal, the largest possible distance.
+        uniform: the distance of a head that attends evenly to every patch
+            (``patch_distances(model).mean()``), drawn as a reference line: heads below it look near.
 
     Example:
         >>> import numpy as np
@@ -107,9 +127,11 @@ def plot_mean_distance(distances, image_size=None):
     ax = figure.add_subplot()
     for head in range(heads):
         ax.scatter(np.arange(1, layers + 1), distances[:, head], s=18, label=f"head {head + 1}")
+    if uniform is not None:
+        ax.axhline(uniform, color="black", linewidth=0.8, linestyle=":", label="uniform attention")
     if image_size is not None:
         diagonal = math.hypot(*image_size)
-        ax.axhline(diagonal, color="grey", linewidth=0.8, linestyle="--")
+        ax.axhline(diagonal, color="grey", linewidth=0.8, linestyle="--", label="image diagonal")
         ax.set_ylim(0, diagonal * 1.05)
     else:
         ax.set_ylim(bottom=0)
@@ -117,7 +139,7 @@ def plot_mean_distance(distances, image_size=None):
     ax.set_xlabel("network depth (block)")
     ax.set_ylabel("mean attention distance (pixels)")
     if heads <= 8:
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="lower right", ncol=2)
     return figure
 
 
