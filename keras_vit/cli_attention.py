@@ -4,8 +4,9 @@ Draws each image, its [class]-token attention rollout over it and every block's
 [class] attention. With ``--figures DIR`` it also writes the paper's Fig. 7
 pictures for this model: mean attention distance per head and depth (over all
 the images read), position-embedding similarity and the patch filters'
-principal components. MODEL is a ``.keras`` file or a registered variant name
-(random weights: useful only to try the command).
+principal components. MODEL is a ``.keras`` file, a pretrained checkpoint name
+(``keras-vit models --pretrained``; fetched and cached) or a registered variant
+name (random weights: useful only to try the command).
 """
 
 import os
@@ -13,7 +14,8 @@ import sys
 
 
 def add_arguments(parser):
-    parser.add_argument("model", help="a .keras file (keras-vit train writes RUN_DIR/model.keras) or a variant name")
+    parser.add_argument("model", help="a .keras file (keras-vit train writes RUN_DIR/model.keras), a checkpoint name "
+                                      "(vit_base_patch16_224.augreg2_in21k_ft_in1k) or a variant name (random weights)")
     parser.add_argument("images", nargs="+", help="image files, or folders of them (read recursively, sorted)")
     parser.add_argument("--output", default="attention.png", help="the attention picture (default attention.png)")
     parser.add_argument("--rows", type=int, default=4, help="images drawn in the attention picture (default 4)")
@@ -27,8 +29,12 @@ def add_arguments(parser):
 def _load(spec):
     import keras_vit
 
+    from keras_vit.weights.hub import is_checkpoint_name, model_from_name
+
     if spec.endswith(".keras") or os.path.exists(spec):
         return keras_vit.load_model(spec)
+    if is_checkpoint_name(spec):
+        return model_from_name(spec)
     model = keras_vit.create_model(spec)
     print(f"note: {spec!r} is a variant name, so the model has random weights and the pictures show an untrained "
           f"model. Pass a .keras file (e.g. RUN_DIR/model.keras from keras-vit train) to see a trained one.")
@@ -77,7 +83,7 @@ def run(args) -> int:
         files = _files(args.images, args.limit)
         pixels = np.stack([load_image(f, contract.image_size, contract.channels, contract.interpolation)
                            for f in files])
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError, OSError) as error:  # OSError: a checkpoint that cannot be fetched
         print(f"error: {error}", file=sys.stderr)
         return 2
     shown = pixels[: args.rows]

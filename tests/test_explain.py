@@ -215,6 +215,8 @@ def test_attention_command_on_a_variant_name_says_the_weights_are_random(tmp_pat
     assert _png(tmp_path / "a.png")[0] == (1000, 200)
     assert main(["attention", str(tmp_path / "missing.keras"), str(image)]) == 2
     assert "missing.keras" in capsys.readouterr().err
+    assert main(["attention", "vit_test.no_such_tag", str(image)]) == 2  # a checkpoint name, refused before fetching
+    assert "Unknown pretrained checkpoint" in capsys.readouterr().err
 
 
 def _write_history(run_dir, epochs=3):
