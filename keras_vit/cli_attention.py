@@ -53,9 +53,9 @@ def _files(paths, limit):
 def _titles(model, inputs):
     import numpy as np
 
-    probabilities = np.asarray(model.predict(inputs, verbose=0), np.float64)
-    if probabilities.ndim != 2 or probabilities.shape[1] < 2:
+    if getattr(model, "num_classes", 0) < 2:  # a features-only model has no prediction to show
         return None
+    probabilities = np.asarray(model.predict(inputs, verbose=0), np.float64)
     probabilities = np.exp(probabilities - probabilities.max(1, keepdims=True))
     probabilities /= probabilities.sum(1, keepdims=True)
     names = model.class_names or [f"class {i}" for i in range(probabilities.shape[1])]

@@ -41,7 +41,12 @@ def command_cannot_draw() -> bool:
 
 
 def new_figure(width: float, height: float, dpi: int = 100):
-    """A ``Figure`` of ``width x height`` inches with constrained layout (``dpi`` pixels per inch when saved)."""
+    """A ``Figure`` of ``width x height`` inches with constrained layout (``dpi`` pixels per inch when saved).
+
+    Example:
+        >>> [float(v) for v in new_figure(3, 2).get_size_inches() * 100]
+        [300.0, 200.0]
+    """
     require_matplotlib()
     from matplotlib.figure import Figure
 
