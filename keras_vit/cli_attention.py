@@ -16,7 +16,7 @@ import sys
 def add_arguments(parser):
     parser.add_argument("model", help="a .keras file (keras-vit train writes RUN_DIR/model.keras), a checkpoint name "
                                       "(vit_base_patch16_224.augreg2_in21k_ft_in1k) or a variant name (random weights)")
-    parser.add_argument("images", nargs="+", help="image files, or folders of them (read recursively, sorted)")
+    parser.add_argument("images", nargs="+", help="image files, or folders of them (flat or class sub-folders, sorted)")
     parser.add_argument("--output", default="attention.png", help="the attention picture (default attention.png)")
     parser.add_argument("--rows", type=int, default=4, help="images drawn in the attention picture (default 4)")
     parser.add_argument("--limit", type=int, default=64,
@@ -42,11 +42,11 @@ def _load(spec):
 
 
 def _files(paths, limit):
-    from keras_vit.tflite.images import list_images
+    from keras_vit.tflite.images import scan_image_folder
 
     files = []
     for path in paths:
-        files.extend(list_images(path) if os.path.isdir(path) else [path])
+        files.extend(scan_image_folder(path).paths if os.path.isdir(path) else [path])
     return files[:limit]
 
 

@@ -54,7 +54,9 @@ def new_figure(width: float, height: float, dpi: int = 100):
 
 
 def save_figure(figure, path) -> str:
-    """Writes ``figure`` to ``path`` (PNG unless the suffix says otherwise) at the figure's size; returns the path.
+    """Writes ``figure`` to ``path`` atomically (PNG unless the suffix says otherwise) at the figure's size.
+
+    Returns the path.
 
     Example:
         >>> figure = new_figure(2, 1)
@@ -62,7 +64,9 @@ def save_figure(figure, path) -> str:
         >>> save_figure(figure, "/tmp/keras_vit_canvas.png")
         '/tmp/keras_vit_canvas.png'
     """
+    from keras_vit.atomic import atomic_path
+
     path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    figure.savefig(path, dpi=figure.dpi)
+    with atomic_path(path) as temporary:  # its name keeps the suffix, from which matplotlib takes the format
+        figure.savefig(temporary, dpi=figure.dpi)
     return path
