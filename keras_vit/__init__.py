@@ -92,7 +92,7 @@ class _AfterKerasImport:
         return spec
 
 
-if "keras" in sys.modules:  # Keras is paid for already: register now
+if sys.modules.get("keras") is not None:  # Keras is paid for already: register now
     _register_layers()
 elif not any(isinstance(finder, _AfterKerasImport) for finder in sys.meta_path):
     sys.meta_path.insert(0, _AfterKerasImport())
