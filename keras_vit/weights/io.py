@@ -92,7 +92,7 @@ def read_pth(path: str) -> dict:
         import torch
     except ImportError:
         raise ImportError(
-            f"Reading {path!r} (a PyTorch .pth/.bin) needs PyTorch: pip install torch==2.13.0. "
+            f"Reading {path!r} (a PyTorch .pth/.bin) needs PyTorch: pip install torch==2.14.1 (the test extra's pin). "
             f"Or convert it once to .safetensors, which keras_vit reads with NumPy only."
         ) from None
     try:
