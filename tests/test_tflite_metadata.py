@@ -64,7 +64,8 @@ import json
 import keras
 from conftest import read_image_folder
 import keras_vit
-from keras_vit.tflite.contract import atomic_write, contract_path, sha256_of
+from keras_vit.atomic import atomic_write
+from keras_vit.tflite.contract import contract_path, sha256_of
 from keras_vit.tflite.convert import export_tflite
 from keras_vit.tflite.metadata import add_metadata
 keras.utils.set_random_seed(0)
