@@ -8,6 +8,7 @@ used by the integration tests and benchmarks.
 """
 
 import os
+import shutil
 import tarfile
 
 import numpy as np
@@ -70,8 +71,17 @@ def cifar10_dir(split: str = "test", cache_dir=None):
         return target
     os.makedirs(os.path.dirname(target), exist_ok=True)
     partial = f"{target}.partial-{os.getpid()}"
-    with tarfile.open(archive) as tar:
-        tar.extractall(partial, filter="data")
-    os.replace(os.path.join(partial, split), target)
-    os.rmdir(partial)
+    try:
+        with tarfile.open(archive) as tar:
+            # The "data" filter refuses members that would land outside ``partial`` (``..``, links out).
+            tar.extractall(partial, filter="data")
+        os.replace(os.path.join(partial, split), target)
+    except tarfile.FilterError as error:
+        raise ValueError(f"Refused to extract {archive!r}: {error}. The archive is damaged or hostile; "
+                         f"replace it with the original download.") from None
+    except (tarfile.TarError, EOFError, OSError) as error:
+        raise ValueError(f"Cannot extract {archive!r} ({type(error).__name__}: {error}); "
+                         f"replace it with the original download.") from None
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)  # members beside ``split`` and the remains of a failure
     return target
