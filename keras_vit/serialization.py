@@ -50,9 +50,10 @@ def load_model(path, compile: bool = False):
     try:
         model = keras.models.load_model(path, compile=compile)
     except (ValueError, TypeError, KeyError, AttributeError, IndexError, OSError, EOFError, zipfile.BadZipFile,
-            zlib.error, UnicodeDecodeError) as error:  # what Keras, zipfile and h5py raise on a damaged file
-        raise ValueError(f"Cannot load {path!r} as a Keras model ({type(error).__name__}: {' '.join(str(error).split())[:300]}). "
-                         f"The file is damaged, truncated or not a .keras archive; save or download it again.") from error
+            zlib.error) as error:  # what Keras, zipfile and h5py raise on a damaged file
+        reason = " ".join(str(error).split())[:300]
+        raise ValueError(f"Cannot load {path!r} as a Keras model ({type(error).__name__}: {reason}). The file is "
+                         f"damaged, truncated or not a .keras archive; save or download it again.") from error
     sidecar = os.path.join(os.path.dirname(os.path.abspath(path)), LEGACY_SIDECAR)
     if os.path.isfile(sidecar) and hasattr(model, "set_contract") and "mean" not in _saved_config(path):
         from keras_vit.preprocessing import Preprocessing

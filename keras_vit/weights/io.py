@@ -105,7 +105,7 @@ def read_pth(path: str) -> dict:
             f"(torch.load(weights_only=True) said: {str(error).splitlines()[0]})."
         ) from None
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError, IndexError, TypeError,
-            AttributeError, struct.error, NotImplementedError, OverflowError) as error:  # damaged bytes raise any of these
+            AttributeError, struct.error, NotImplementedError, OverflowError) as error:  # what damaged bytes raise
         first = (str(error).splitlines() or [""])[0]
         raise CorruptCheckpointError(f"{path!r} is a damaged PyTorch file ({type(error).__name__}: {first}).") from None
     if isinstance(state, dict):
