@@ -60,7 +60,7 @@ setup(
     python_requires=">=3.11,<3.12",
     packages=_packages(),
     package_dir={p: f for p, f in ROOTS.items()},
-    package_data={"keras_vit.training": ["configs/*.py"]},
+    package_data={"keras_vit": ["data/*.tsv"], "keras_vit.training": ["configs/*.py"]},
     install_requires=TRAIN + RUNTIME,
     extras_require={
         "runtime": RUNTIME,
