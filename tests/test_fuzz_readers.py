@@ -374,6 +374,7 @@ def test_keras_and_checkpoint_readers(valid_files, tmp_path):
     for mutant, path in written["keras"][:: max(1, len(written["keras"]) // 3)]:
         jobs.append({"argv": ["evaluate", "{}", "--data", f"folder:{data}", "--batch-size", "8", "--strategy",
                               "one_device"], "path": path, "mutant": mutant})
+    jobs += cli_jobs(written, "keras", ["predict", "{}", valid_files["png"]], every=8)
     _class_tree(data, written, valid_files)
     # Two epochs of the training pipeline over a folder of the mutated images: every file read or skipped.
     jobs.append({"reader": "pipeline_epoch", "path": str(data), "mutant": "a folder of every image mutant"})
