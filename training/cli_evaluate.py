@@ -79,7 +79,7 @@ def run(args) -> int:
     print(f"{summary['examples']} images of {args.data!r} ({args.split}): top-1 accuracy "
           f"{summary['accuracy']:.4f}, loss {summary['loss']:.4f} ({summary['seconds']} s)")
     if args.output:
-        from keras_vit.training.checkpoints import write_text_atomic
+        from keras_vit.atomic import atomic_write
 
-        write_text_atomic(args.output, json.dumps(summary, indent=2))
+        atomic_write(args.output, json.dumps(summary, indent=2))
     return 0

@@ -12,9 +12,10 @@ C order. ``tests/test_weights_io.py`` checks this reader and writer against the
 import json
 import os
 import struct
-import tempfile
 
 import numpy as np
+
+from keras_vit.atomic import atomic_path
 
 # safetensors dtype name -> NumPy dtype (BF16 is widened to float32 on read).
 DTYPES = {
@@ -99,7 +100,7 @@ def read_safetensors(path: str):
 
 
 def write_safetensors(path: str, tensors: dict, metadata=None) -> None:
-    """Writes ``tensors`` (name -> array) atomically: a temporary file, then ``os.replace``.
+    """Writes ``tensors`` (name -> array) atomically (:func:`keras_vit.atomic.atomic_path`).
 
     Args:
         path: destination file.
@@ -120,16 +121,8 @@ def write_safetensors(path: str, tensors: dict, metadata=None) -> None:
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     encoded = json.dumps(header, separators=(",", ":")).encode("utf-8")
     encoded += b" " * (-len(encoded) % 8)  # the reference writer pads the header to 8 bytes
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(struct.pack("<Q", len(encoded)))
-            file.write(encoded)
-            for chunk in chunks:
-                file.write(chunk)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise
+    with atomic_path(path) as temporary, open(temporary, "wb") as file:
+        file.write(struct.pack("<Q", len(encoded)))
+        file.write(encoded)
+        for chunk in chunks:
+            file.write(chunk)
