@@ -197,6 +197,17 @@ def contract_mutants(data):
     return out
 
 
+def png_bomb(data):
+    """The PNG with its header claiming 100,000 x 100,000 pixels (CRC fixed): PIL's decompression-bomb error."""
+    import struct
+    import zlib
+
+    changed = bytearray(data)
+    changed[16:24] = struct.pack(">II", 100_000, 100_000)
+    changed[29:33] = struct.pack(">I", zlib.crc32(bytes(changed[12:29])))
+    return [("bomb", "header", 16, "100000x100000", bytes(changed))]
+
+
 def mutate(data, how, offset, value):
     if how == "cut":
         return data[:offset]
@@ -287,7 +298,7 @@ def write_mutants(kinds, valid_files, folder):
         with open(valid_files[kind], "rb") as handle:
             data = handle.read()
         rng = np.random.default_rng([SEED, list(PLAN).index(kind)])
-        cases = mutants(kind, data, rng) + (contract_mutants(data) if kind == "json" else [])
+        cases = mutants(kind, data, rng) + {"json": contract_mutants, "png": png_bomb}.get(kind, lambda _: [])(data)
         cases += [(f"regression{j}", how, offset, value, mutate(data, how, offset, value))
                   for j, (k, how, offset, value) in enumerate(REGRESSIONS) if k == kind]
         extension = {"jpeg": "jpg"}.get(kind, kind)
