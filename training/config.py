@@ -118,7 +118,7 @@ class TrainConfig:
 
 
 def load_config_file(path: str, runlocal: bool = False) -> dict:
-    """Runs a config file's ``get_config(runlocal)``; ``path`` may name a bundled config (``cifar10_vit``)."""
+    """Runs a config file's ``get_config(runlocal)``; ``path`` may name a bundled config (``cifar10_vit_small``)."""
     if not os.path.isfile(path):
         bundled = os.path.join(os.path.dirname(__file__), "configs", f"{path.removesuffix('.py')}.py")
         if not os.path.isfile(bundled):

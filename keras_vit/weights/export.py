@@ -3,7 +3,8 @@
 Each export writes a folder the source library reads directly:
 ``timm.create_model(arch, pretrained=True, pretrained_cfg_overlay=dict(file=...), **model_args)``
 and ``transformers.ViTForImageClassification.from_pretrained(folder)``
-(``tests/test_weights_export.py`` compares their logits with ours). Files are
+(the ``test_export_is_read_by_*`` tests in tests/test_weights_timm.py and
+tests/test_weights_huggingface.py compare their logits with ours). Files are
 written with :mod:`keras_vit.atomic`, so an interrupted export leaves no
 half-written file.
 """
