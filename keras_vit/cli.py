@@ -21,6 +21,8 @@ COMMANDS = {
     "verify": ("keras_vit.tflite.cli_verify", "inspect and check a .tflite file"),
     "predict": ("keras_vit.tflite.cli_predict", "classify images with a .tflite file (LiteRT only), a .keras file or a checkpoint name"),
     "benchmark": ("keras_vit.tflite.cli_benchmark", "measure a .tflite model's latency"),
+    "attention": ("keras_vit.cli_attention", "draw where a ViT attends: rollout, per-block maps, Fig. 7 pictures"),
+    "plot": ("keras_vit.cli_plot", "draw a training run's loss, accuracy and learning rate (history.csv)"),
 }
 
 

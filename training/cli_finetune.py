@@ -89,9 +89,9 @@ def transfer_optimizer(steps, warmup_steps, learning_rate, momentum=0.9, clip_no
     """SGD with momentum, global-norm clipping, warmup then cosine decay, no weight decay."""
     import keras
 
-    from keras_vit.training.recipe import WarmupCosine
+    from keras_vit.training.recipe import warmup_cosine
 
-    schedule = WarmupCosine(learning_rate, warmup_steps, steps)
+    schedule = warmup_cosine(learning_rate, warmup_steps, steps)
     return keras.optimizers.SGD(learning_rate=schedule, momentum=momentum, global_clipnorm=clip_norm)
 
 
@@ -107,10 +107,11 @@ def _accuracy(model, source, contract, batch_size):
 
 
 def _save(model, summary, output):
-    from keras_vit.training.checkpoints import save_keras_atomic, write_text_atomic
+    from keras_vit.atomic import atomic_path, atomic_write
 
-    save_keras_atomic(model, os.path.join(output, "model.keras"))
-    write_text_atomic(os.path.join(output, "finetune.json"), json.dumps(summary, indent=2))
+    with atomic_path(os.path.join(output, "model.keras")) as temporary:
+        model.save(temporary)
+    atomic_write(os.path.join(output, "finetune.json"), json.dumps(summary, indent=2))
 
 
 def run(args) -> int:
