@@ -8,6 +8,7 @@ command exits 1 when a check fails.
 
 import os
 
+from keras_vit.layers.formulation import ATTENTIONS, GELUS
 from keras_vit.tflite.modes import MODES
 
 
@@ -23,10 +24,10 @@ def add_arguments(parser):
     parser.add_argument("--labels", default=None, help="text file with one class name a line, or a comma list")
     parser.add_argument("--verify-images", default=None, help="held-out image folder for the parity check")
     parser.add_argument("--verify-count", type=int, default=200, help="held-out images compared (default 200)")
-    parser.add_argument("--attention", choices=("batch_matmul", "sliced", "per_head"), default=None,
-                        help="attention formulation of the traced graph (default per mode)")
-    parser.add_argument("--gelu", choices=("erf", "tanh", "sigmoid"), default=None,
-                        help="GELU formulation of the traced graph (default per mode)")
+    parser.add_argument("--attention", choices=ATTENTIONS, default=None,
+                        help="attention form of the traced graph (default: the mode's formulation)")
+    parser.add_argument("--gelu", choices=GELUS, default=None,
+                        help="GELU form of the traced graph (default: the mode's formulation)")
     parser.add_argument("--per-tensor", action="store_true", help="per-tensor instead of per-channel weights")
     parser.add_argument("--threads", type=int, default=2, help="interpreter threads for verification")
 
@@ -87,7 +88,7 @@ def run(args) -> int:
             print(f"{key:<16} {value}")
         return 0 if report.get("ok", True) else 1
 
-    from keras_vit.tflite.convert import DEFAULT_FORMULATIONS, export_tflite
+    from keras_vit.tflite.convert import export_tflite
     from keras_vit.tflite.verify import verify_tflite
 
     modes = sorted(MODES) if args.mode == "all" else [args.mode]
@@ -98,10 +99,10 @@ def run(args) -> int:
         if len(modes) > 1:
             path = f"{os.path.splitext(args.output)[0]}_{mode}.tflite"
         overrides = {k: v for k, v in (("attention", args.attention), ("gelu", args.gelu)) if v}
-        formulation = dataclasses.replace(DEFAULT_FORMULATIONS[mode], **overrides)
+        formulation = dataclasses.replace(MODES[mode].formulation, **overrides)
         report = export_tflite(model, path, mode=mode, calibration=calibration, labels=labels,
                                calibration_size=args.calibration_size, formulation=formulation,
-                               per_channel=not args.per_tensor)
+                               per_channel=False if args.per_tensor else None)
         print(f"wrote {report['path']} ({report['size_bytes'] / 1024:.1f} KiB) and {report['contract_path']} "
               f"in {report['seconds']:.1f} s")
         result = verify_tflite(path, model=model if verify_images is not None else None,
