@@ -38,15 +38,15 @@ import keras_vit
 from keras_vit.preprocessing import Preprocessing
 keras.utils.set_random_seed(0)
 x, y = read_image_folder({cifar10_train_root!r}, per_class=100)
-model = keras_vit.create_model("vit_test", pooling="gap", representation_size=16, representation_activation="tanh")
+model = keras_vit.create_model("vit_test", pooling="gap", representation_size=16, representation_activation="tanh",
+                               class_names={list(CIFAR10_LABELS)!r})
 model.compile(keras.optimizers.Adam(2e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
 model.fit(Preprocessing.for_model(model).normalize(x), y, epochs=4, batch_size=50, verbose=0)
 model.save({model_path!r})
 from keras_vit.cli import main
 code = main(["export", {model_path!r}, {str(out / "vit.tflite")!r}, "--mode", "all",
              "--calibration", {cifar10_train_root!r}, "--calibration-size", "100",
-             "--verify-images", {cifar10_test_root!r}, "--verify-count", "200",
-             "--labels", {",".join(CIFAR10_LABELS)!r}])
+             "--verify-images", {cifar10_test_root!r}, "--verify-count", "200"])
 print("EXIT", code)
 """
     stdout = run_python(code, timeout=900)
@@ -74,6 +74,12 @@ def test_every_mode_exports_and_passes_its_verifier(exported):
         assert contract["input"]["shape"] == [1, 32, 32, 3]
     # No temporary file is left behind by the atomic writes.
     assert not [f for f in os.listdir(out) if f.endswith(".partial")]
+    # The labels came from the model (no --labels flag); --mode all draws the accuracy / size / latency trade-off.
+    from PIL import Image
+
+    assert "wrote " + str(out / "vit_tradeoff.png") in stdout
+    with Image.open(out / "vit_tradeoff.png") as picture:
+        assert picture.size[0] > 600 and np.asarray(picture.convert("L")).std() > 5
 
 
 @pytest.mark.slow

@@ -76,7 +76,7 @@ def export_tflite(model, output_path, mode: str = "int8", calibration=None, prep
             array ``(N, H, W, C)``, an iterable of arrays, or an image folder path.
         preprocessing: the input contract (``keras_vit.preprocessing.Preprocessing`` or its dict);
             default ``Preprocessing.for_model(model)``.
-        labels: class names in output order (default ``"0"``, ``"1"``, ...).
+        labels: class names in output order (default: the model's ``class_names``, else ``"0"``, ``"1"``, ...).
         calibration_size: at most this many calibration images are used.
         formulation: a :class:`keras_vit.layers.Formulation`; default ``mode.formulation``.
         per_channel: per-channel (True) or per-tensor (False) weight scales; default the mode's.
@@ -93,7 +93,7 @@ def export_tflite(model, output_path, mode: str = "int8", calibration=None, prep
     from keras_vit.preprocessing import Preprocessing
     from keras_vit.tflite.calibration import calibration_images
     from keras_vit.atomic import atomic_write
-    from keras_vit.tflite.contract import check_labels, tensor_entry, write_contract
+    from keras_vit.tflite.contract import model_labels, tensor_entry, write_contract
     from keras_vit.tflite.inspection import inspect_bytes
 
     mode = get_mode(mode)
@@ -110,7 +110,7 @@ def export_tflite(model, output_path, mode: str = "int8", calibration=None, prep
             f"takes {expected}; pass Preprocessing.for_model(model)."
         )
     num_outputs = int(model.output_shape[-1])
-    labels = check_labels(labels, num_outputs)
+    labels = model_labels(model, labels)
     images = calibration_images(calibration, preprocessing, calibration_size) if mode.needs_calibration else None
     if formulation is not None:
         mode = dataclasses.replace(mode, formulation=formulation)
