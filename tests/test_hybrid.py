@@ -14,13 +14,13 @@ import time
 import numpy as np
 import pytest
 from conftest import run_python
+from export_harness import train_and_export_script
 from vit_harness import run_layer_test
 
 import keras_vit
 from keras_vit.datasets import CIFAR10_LABELS
 from keras_vit.layers import ConvStem
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 MODES = ("dynamic", "edgetpu", "float16", "float32", "int16x8", "int8", "uint8")
 
 
@@ -103,27 +103,14 @@ def test_hybrid_trains_from_the_command_line(tmp_path, cifar10_train_root, cifar
 def exported(tmp_path_factory, cifar10_train_root, cifar10_test_root):
     out = tmp_path_factory.mktemp("hybrid_export")
     model_path = str(out / "hybrid.keras")
-    code = f"""
-import sys, json
-sys.path.insert(0, {HERE!r})
-import keras, numpy as np
-from conftest import read_image_folder
-import keras_vit
-from keras_vit.preprocessing import Preprocessing
-keras.utils.set_random_seed(0)
-x, y = read_image_folder({cifar10_train_root!r}, per_class=100)
-model = keras_vit.create_model("vit_hybrid_test", class_names={list(CIFAR10_LABELS)!r})
-model.compile(keras.optimizers.Adam(2e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-model.fit(Preprocessing.for_model(model).normalize(x), y, epochs=4, batch_size=50, verbose=0)
-model.save({model_path!r})
-from keras_vit.cli import main
-print("EXIT", main(["export", {model_path!r}, {str(out / "hybrid.tflite")!r}, "--mode", "all",
-                    "--calibration", {cifar10_train_root!r}, "--calibration-size", "100",
-                    "--verify-images", {cifar10_test_root!r}, "--verify-count", "200"]))
+    onnx = f"""
+import json
 from keras_vit.tflite.onnx_export import export_onnx
 test, _ = read_image_folder({cifar10_test_root!r}, per_class=10)
 print("ONNX", json.dumps(export_onnx(model, {str(out / "hybrid.onnx")!r}, images=test)))
 """
+    code = train_and_export_script("vit_hybrid_test", "", model_path, str(out / "hybrid.tflite"), cifar10_train_root,
+                                   cifar10_test_root, after=onnx)
     return out, run_python(code, timeout=1200)
 
 

@@ -11,8 +11,9 @@ The schedule is fitted to it after 20 timed steps (training/budget.py); warmup i
 Accuracy: not yet measured on a quiet machine. Target 80% top-1 at --time-budget 60 (issue 11).
 Measured so far (busy machine, load 7-9, one thread, batch 128): 4.6 s a step, 28 img/s, XLA compilation
 65 s; at that rate an hour is ~1.8 epochs, too few. The estimate that makes 80% plausible needs the quiet
-machine: the model costs ~0.47 GFLOP per training image (3 x 78 MMAC forward); 0.3 PFLOP an hour is ~12
-epochs, where CCT-size models are near 80% (benchmarks/RESULTS.md, "CIFAR-10 in an hour (prepared)").
+machine: the model costs ~0.36 GFLOP per training image (3 x 2 x 60 MMAC forward); 0.3 PFLOP an hour is
+~16 epochs, where a CCT-4/3x2-size model should be near 80% (benchmarks/RESULTS.md, "CIFAR-10 in an hour
+(prepared)").
 
 The recipe, for a short run: vit_hybrid_cifar_conv3x2_32 (two 3x3 conv + ReLU + max pool layers, 8x8
 tokens, D128, 4 blocks, MLP 256, mean pooling; 632k parameters); AdamW at 1e-3 for batch 128 with a
