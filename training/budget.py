@@ -20,6 +20,10 @@ The learning rate lives in the optimizer's variable and is assigned before each 
 (``BudgetedSchedule.before_step``), so fixing the horizon after the step is compiled
 needs no second compilation.
 
+Limits: each process plans from its own clock, so under ``MultiWorkerMirroredStrategy`` the
+workers could disagree on the total steps (nothing agrees them yet: use a budget with one
+worker). A resumed run keeps the plan in ``budget.json``; its deadline counts from the restart.
+
 Example:
     >>> plan_total_steps(remaining_s=100.0, step_s=0.5, done_steps=20, steps_per_epoch=50,
     ...                  eval_s=4.0, save_s=0.5, eval_every=1)
