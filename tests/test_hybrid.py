@@ -90,7 +90,7 @@ def test_hybrid_trains_from_the_command_line(tmp_path, cifar10_train_root, cifar
 
     from keras_vit.cli import main
 
-    data = cifar_tree(tmp_path / "cifar", cifar10_train_root, cifar10_test_root, train_per_class=8, test_per_class=4)
+    data = cifar_tree(tmp_path / "cifar", cifar10_train_root, cifar10_test_root, train_per_class=16, test_per_class=4)
     out = tmp_path / "run"
     assert main(["train", "--model", "vit_hybrid_test", "--smoke", "--data", data, "--output-dir", str(out),
                  "--no-progress"]) == 0
