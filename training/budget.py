@@ -27,7 +27,7 @@ worker). A resumed run keeps the plan in ``budget.json``; its deadline counts fr
 Example:
     >>> plan_total_steps(remaining_s=100.0, step_s=0.5, done_steps=20, steps_per_epoch=50,
     ...                  eval_s=4.0, save_s=0.5, eval_every=1)
-    160
+    171
 """
 
 import dataclasses
