@@ -111,7 +111,8 @@ def flip_tta(model_path: str, limit=None) -> dict:
 
     model = keras_vit.load_model(model_path)
     listing = scan_image_folder(cifar10_dir("test"), CIFAR10_LABELS)
-    paths, labels = listing.paths[:limit], np.asarray(listing.labels[:limit])
+    every = max(len(listing.paths) // limit, 1) if limit else 1  # the listing is sorted by class: spread a subset
+    paths, labels = listing.paths[::every][:limit], np.asarray(listing.labels[::every][:limit])
     plain = flipped = 0
     for start in range(0, len(paths), 500):
         pixels = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths[start:start + 500]])
