@@ -23,7 +23,7 @@ import numpy as np
 from keras_vit.tflite.modes import get_mode
 from keras_vit.tflite.runtime import LiteRTModel
 
-IMAGES = 8  # reference kernels are slow (unthreaded int8 matmuls): seconds an image for ViT-Ti/16 on a Pi
+IMAGES = 8  # few: the reference kernels are slow (unthreaded int8 matrix products)
 
 
 @dataclasses.dataclass
