@@ -49,7 +49,9 @@ WEIGHTS_TEST = [
     "safetensors==0.8.0",
 ]
 # importlib-resources: TFDS writes a small data set in the tests.
-TEST = ["pytest==9.0.3", "importlib-resources==7.1.0"] + WEIGHTS_TEST
+# mediapipe 1.2.2: the app-side ImageClassifier the metadata test runs, and the metadata schema that
+# keras_vit.tflite.metadata writes with; it keeps TensorFlow's protobuf and numpy (0.10.21 needs numpy<2).
+TEST = ["pytest==9.0.3", "importlib-resources==7.1.0"] + WEIGHTS_TEST + ["mediapipe==1.2.2"]
 
 # Python 3.10 (end of life 2026-10) has no wheels of these pins: the newest releases that support it, checked with
 # `pip download --no-deps --only-binary=:all: --python-version 3.10`. The pins above stay as measured on 3.11+.
@@ -78,7 +80,7 @@ setup(
     python_requires=">=3.10,<3.14",
     packages=_packages(),
     package_dir={p: f for p, f in ROOTS.items()},
-    package_data={"keras_vit.training": ["configs/*.py"]},
+    package_data={"keras_vit": ["data/*.tsv"], "keras_vit.training": ["configs/*.py"]},
     install_requires=_every_python(TRAIN + RUNTIME),
     extras_require={
         "runtime": _every_python(RUNTIME),

@@ -55,7 +55,7 @@ def main(argv=None) -> int:
 
     from keras_vit.datasets import CIFAR10_LABELS, cifar10_dir
     from keras_vit.preprocessing import Preprocessing
-    from keras_vit.tflite.contract import atomic_write
+    from keras_vit.atomic import atomic_write
     from keras_vit.tflite.convert import DEFAULT_FORMULATIONS, export_tflite
     from keras_vit.tflite.graph import Formulation
     from keras_vit.tflite.images import read_image_folder

@@ -91,7 +91,7 @@ def main(argv=None) -> int:
     parser.add_argument("--output", default=os.path.join(os.path.dirname(__file__), "results", "tflite_op_profile.json"))
     args = parser.parse_args(argv)
 
-    from keras_vit.tflite.contract import atomic_write
+    from keras_vit.atomic import atomic_write
 
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:

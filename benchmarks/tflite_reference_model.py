@@ -33,9 +33,8 @@ def main(argv=None) -> int:
     import keras_vit
     from keras_vit.datasets import CIFAR10_LABELS, cifar10_dir
     from keras_vit.preprocessing import Preprocessing
-    from keras_vit.tflite.contract import atomic_write
+    from keras_vit.atomic import atomic_path, atomic_write
     from keras_vit.tflite.images import read_image_folder
-    from keras_vit.training.checkpoints import save_keras_atomic
 
     train_root, test_root = cifar10_dir("train"), cifar10_dir("test")
     if train_root is None:
@@ -64,7 +63,8 @@ def main(argv=None) -> int:
     _, accuracy = model.evaluate(xt, yt, batch_size=256, verbose=0)
     print(f"trained {args.model} on {len(x)} images x {args.epochs} epochs in {time.time() - start:.0f} s; "
           f"top-1 on 2,000 test images: {accuracy:.4f}")
-    save_keras_atomic(model, args.output)
+    with atomic_path(args.output) as temporary:
+        model.save(temporary)
     atomic_write(os.path.splitext(args.output)[0] + ".txt", f"{args.model} {len(x)} images {args.epochs} epochs "
                  f"test2000 top1 {accuracy:.4f}\n")
     return 0

@@ -205,7 +205,7 @@ def main():
         "repeats": args.repeats, "load_average_end": os.getloadavg(), "results": results,
         "note": "synthetic in-memory batches; each runner alone in its own subprocess; best of repeats",
     }
-    from keras_vit.tflite.contract import atomic_write
+    from keras_vit.atomic import atomic_write
 
     atomic_write(args.output, json.dumps(record, indent=2))
 

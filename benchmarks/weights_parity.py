@@ -90,7 +90,7 @@ def main():
         "| " + " | ".join(header) + " |",
         "| " + " | ".join("---" for _ in header) + " |",
     ] + ["| " + " | ".join(row) + " |" for row in rows]
-    from keras_vit.tflite.contract import atomic_write
+    from keras_vit.atomic import atomic_write
 
     atomic_write(args.output, "\n".join(lines) + "\n")
     print(json.dumps({"written": args.output}))

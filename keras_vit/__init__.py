@@ -9,9 +9,9 @@ Example:
 Importing the package is cheap: the model API (and with it Keras and TensorFlow)
 is imported on first use, so ``keras-vit --help`` and the LiteRT runtime
 (``keras_vit.tflite.runtime``, all a device needs) never load TensorFlow.
-The layers are registered for ``keras.models.load_model`` on first use of the
-model API, or at once when Keras was imported before keras_vit;
-``keras_vit.load_model`` always works.
+The layers are registered for ``keras.models.load_model`` as soon as Keras is
+imported, before or after keras_vit, so saved models reload without
+``custom_objects``.
 """
 
 import importlib
@@ -69,5 +69,30 @@ def __getattr__(name):
     return value
 
 
-if "keras" in sys.modules:  # Keras is paid for already: register the layers now, as users of Keras expect
+def _register_layers(*_):
     __getattr__("layers")
+
+
+class _AfterKerasImport:
+    """Registers our layers right after ``import keras`` runs (a lazy package must not import it itself)."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "keras":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec("keras")
+        if spec is not None and spec.loader is not None:
+            run = spec.loader.exec_module
+
+            def exec_module(module):
+                run(module)
+                _register_layers()
+
+            spec.loader.exec_module = exec_module
+        return spec
+
+
+if sys.modules.get("keras") is not None:  # Keras is paid for already: register now
+    _register_layers()
+elif not any(isinstance(finder, _AfterKerasImport) for finder in sys.meta_path):
+    sys.meta_path.insert(0, _AfterKerasImport())

@@ -19,8 +19,10 @@ COMMANDS = {
     "finetune": ("keras_vit.training.cli_finetune", "fine-tune pretrained weights (the paper's transfer recipe)"),
     "export": ("keras_vit.tflite.cli_export", "export a .keras model to TFLite or ONNX and verify it"),
     "verify": ("keras_vit.tflite.cli_verify", "inspect and check a .tflite file"),
-    "predict": ("keras_vit.tflite.cli_predict", "classify an image with a .tflite model (LiteRT only)"),
+    "predict": ("keras_vit.tflite.cli_predict", "classify images with a .tflite file (LiteRT only), a .keras file or a checkpoint name"),
     "benchmark": ("keras_vit.tflite.cli_benchmark", "measure a .tflite model's latency"),
+    "attention": ("keras_vit.cli_attention", "draw where a ViT attends: rollout, per-block maps, Fig. 7 pictures"),
+    "plot": ("keras_vit.cli_plot", "draw a training run's loss, accuracy and learning rate (history.csv)"),
 }
 
 

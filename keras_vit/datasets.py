@@ -12,6 +12,8 @@ import tarfile
 
 import numpy as np
 
+from keras_vit.atomic import atomic_path
+
 DIGIT_LABELS = tuple(str(i) for i in range(10))
 CIFAR10_LABELS = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
@@ -52,9 +54,9 @@ def shared_data_root():
 def cifar10_dir(split: str = "test", cache_dir=None):
     """Extracts the shared CIFAR-10 ``split`` once into a cache; returns its class-folder root.
 
-    Returns ``None`` when the shared data is absent. The archive is extracted to
-    a temporary name and renamed, so an interrupted extraction leaves nothing
-    that looks complete.
+    Returns ``None`` when the shared data is absent. The archive is extracted
+    through :func:`keras_vit.atomic.atomic_path`, so an interrupted extraction
+    leaves nothing that looks complete.
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test'; received split={split!r}.")
@@ -68,10 +70,28 @@ def cifar10_dir(split: str = "test", cache_dir=None):
     target = os.path.join(cache_dir, "cifar10", split)
     if os.path.isdir(target):
         return target
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    partial = f"{target}.partial-{os.getpid()}"
-    with tarfile.open(archive) as tar:
-        tar.extractall(partial, filter="data")
-    os.replace(os.path.join(partial, split), target)
-    os.rmdir(partial)
+    try:
+        with atomic_path(target, directory=True) as temporary, tarfile.open(archive) as tar:
+            tar.extractall(temporary, filter=_inside(split))
+    except tarfile.FilterError as error:  # a member that would land outside the target: nothing is kept
+        raise ValueError(f"Refused to extract {archive!r}: {error}. The archive is damaged or hostile; "
+                         f"replace it with the original download.") from None
+    except (tarfile.TarError, EOFError) as error:  # truncated or not a tar.gz
+        raise ValueError(f"Cannot extract {archive!r} ({type(error).__name__}: {error}); replace it with the "
+                         f"original download.") from None
+    except OSError:
+        if not os.path.isdir(target):  # else another process finished the same extraction first
+            raise
     return target
+
+
+def _inside(top: str):
+    """A tar extraction filter that keeps the members under ``top/``, without that first folder."""
+
+    def keep(member, destination):
+        head, _, rest = member.name.removeprefix("./").partition("/")
+        if head != top or not rest:
+            return None
+        return tarfile.data_filter(member.replace(name=rest, deep=False), destination)
+
+    return keep

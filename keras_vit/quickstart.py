@@ -24,13 +24,12 @@ def _train(x_train, y_train, x_test, y_test, epochs, batch_size, seed):
     import keras
 
     import keras_vit
+    from keras_vit.training.recipe import warmup_cosine
 
     keras.utils.set_random_seed(seed)
     model = keras_vit.create_model("vit_digits_patch2_8")
     steps = epochs * -(-len(x_train) // batch_size)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, decay_steps=steps - steps // 10, warmup_target=2e-3, warmup_steps=steps // 10
-    )
+    schedule = warmup_cosine(2e-3, warmup_steps=steps // 10, total_steps=steps)
     model.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=0.05),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -47,6 +46,7 @@ def run(args) -> int:
         raise SystemExit(f"--epochs and --batch-size must be >= 1; received {args.epochs} and {args.batch_size}.")
     import numpy as np
 
+    from keras_vit.atomic import atomic_path
     from keras_vit.datasets import DIGIT_LABELS, load_digits
     from keras_vit.preprocessing import Preprocessing
     from keras_vit.tflite.convert import export_tflite
@@ -59,7 +59,8 @@ def run(args) -> int:
 
     model, train_seconds = _train(train_inputs, y_train, test_inputs, y_test, args.epochs, args.batch_size, args.seed)
     keras_path = os.path.join(args.output, "model.keras")
-    model.save(keras_path)
+    with atomic_path(keras_path) as temporary:
+        model.save(temporary)
     keras_logits = model.predict(test_inputs, verbose=0)
     keras_accuracy = float(np.mean(keras_logits.argmax(-1) == y_test))
 

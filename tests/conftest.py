@@ -42,11 +42,13 @@ def read_image_folder(root, per_class, offset=0):
     """uint8 images (N, H, W, 3) and labels from a class-folder tree, ``per_class`` from each class."""
     from PIL import Image
 
+    from keras_vit.tflite.images import scan_image_folder
+
+    listing = scan_image_folder(root, CIFAR10_LABELS)
     images, labels = [], []
-    for label, name in enumerate(CIFAR10_LABELS):
-        files = sorted(os.listdir(os.path.join(root, name)))[offset : offset + per_class]
-        for file in files:
-            with Image.open(os.path.join(root, name, file)) as image:
+    for label in range(len(CIFAR10_LABELS)):
+        for path in [p for p, k in zip(listing.paths, listing.labels) if k == label][offset : offset + per_class]:
+            with Image.open(path) as image:
                 images.append(np.asarray(image.convert("RGB")))
             labels.append(label)
     return np.stack(images), np.asarray(labels, np.int64)

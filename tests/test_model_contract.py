@@ -122,3 +122,12 @@ def test_help_and_the_command_list_do_not_import_tensorflow():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_keras_load_model_finds_the_layers_whichever_is_imported_first(tmp_path):
+    keras_vit.create_model("vit_test").save(tmp_path / "m.keras")
+    for imports in ("import keras_vit, keras", "import keras, keras_vit"):
+        code = f"{imports}\nprint(type(keras.models.load_model({str(tmp_path / 'm.keras')!r})).__name__)\n"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert out.stdout.strip().splitlines()[-1] == "VisionTransformer"

@@ -7,7 +7,7 @@ import pytest
 
 from keras_vit.preprocessing import Preprocessing
 from keras_vit.tflite.calibration import calibration_images
-from keras_vit.tflite.contract import atomic_write, check_labels
+from keras_vit.tflite.contract import check_labels
 from keras_vit.tflite.images import load_image, read_image_folder
 from keras_vit.tflite.inspection import NotTFLiteError, inspect_file
 from keras_vit.tflite.modes import get_mode
@@ -89,16 +89,28 @@ def test_corrupt_tflite_body_is_refused(tmp_path):
         inspect_file(path)
 
 
-def test_interrupted_write_leaves_the_old_file_and_no_partial(tmp_path, monkeypatch):
-    path = tmp_path / "model.tflite"
-    atomic_write(path, b"old model")
+def test_folder_listing_is_the_one_training_uses(tmp_path, cifar10_sample):
+    from PIL import Image
 
-    def interrupted(src, dst):
-        raise KeyboardInterrupt
+    from keras_vit.tflite.images import IMAGE_EXTENSIONS, scan_image_folder
+    from keras_vit.training import sources
 
-    monkeypatch.setattr(os, "replace", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        atomic_write(path, b"new model that never lands")
-    monkeypatch.undo()
-    assert path.read_bytes() == b"old model"
-    assert os.listdir(tmp_path) == ["model.tflite"]
+    pixels = cifar10_sample[0]
+    for name, folder in (("a.png", "."), ("b.jpg", "cat"), ("c.webp", "cat/nested"), ("d.bmp", "dog")):
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels[0]).save(tmp_path / folder / name)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / ".hidden").mkdir()
+    Image.fromarray(pixels[0]).save(tmp_path / ".hidden" / "e.png")
+    (tmp_path / "README.txt").write_text("not an image, not a class")
+    (tmp_path / "cat" / "notes.txt").write_text("in a class folder: skipped")
+    listing = scan_image_folder(tmp_path)
+    assert [os.path.relpath(p, tmp_path) for p in listing.paths] == ["a.png", "cat/b.jpg", "cat/nested/c.webp",
+                                                                    "dog/d.bmp"]
+    assert listing.labels == [-1, 0, 0, 1] and listing.class_names == ("cat", "dog", "empty")
+    assert [os.path.basename(p) for p in listing.skipped] == ["notes.txt"]
+    assert sources.list_image_folder(str(tmp_path)).class_names == listing.class_names
+    assert read_image_folder(tmp_path, 32)[2] == ["cat", "dog", "empty"]
+    assert ".webp" in IMAGE_EXTENSIONS and not hasattr(sources, "IMAGE_EXTENSIONS")
+    with pytest.raises(FileNotFoundError, match="Image folder not found"):
+        scan_image_folder(tmp_path / "missing")

@@ -89,3 +89,30 @@ def test_unknown_data_and_missing_model_fail_clearly(tmp_path):
         main(["train", "--model", "vit_test", "--data", "nope", "--output-dir", str(tmp_path)])
     with pytest.raises(FileNotFoundError, match="Model file not found"):
         main(["evaluate", str(tmp_path / "missing.keras")])
+
+
+def test_augmentation_lives_in_one_augment_and_old_run_folders_still_load():
+    import argparse
+    import dataclasses
+
+    from keras_vit.training.data import Augment
+
+    assert TrainConfig().augment == Augment()  # the defaults are Augment's, not copies
+    digits = TrainConfig().update(load_config_file("digits_vit"))
+    assert digits.augment == Augment(crop="pad", padding=1, flip=False)
+    parser = argparse.ArgumentParser()
+    cli_train.add_arguments(parser)
+    flagged = cli_train.build_config(parser.parse_args(["--config", "digits_vit", "--crop", "none",
+                                                        "--mixup-alpha", "0.2"]))
+    assert flagged.augment == Augment(crop="none", padding=1, flip=False, mixup_alpha=0.2)  # flags change only theirs
+    assert TrainConfig.from_json(flagged.to_json()) == flagged
+    assert json.loads(flagged.to_json())["augment"]["mixup_alpha"] == 0.2
+    # config.json of a run folder written when TrainConfig had flat augmentation fields:
+    old = {**{k: v for k, v in json.loads(TrainConfig().to_json()).items() if k != "augment"},
+           **dataclasses.asdict(Augment(crop="resized", rand_augment_ops=2)), "epochs": 7}
+    restored = TrainConfig.from_json(json.dumps(old))
+    assert restored.augment == Augment(crop="resized", rand_augment_ops=2) and restored.epochs == 7
+    with pytest.raises(ValueError, match=r"Unknown training option\(s\) \['croop'\]"):
+        TrainConfig().update({"augment": {"croop": "pad"}})
+    with pytest.raises(ValueError, match="crop must be one of"):
+        TrainConfig().update({"crop": "center"})

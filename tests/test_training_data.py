@@ -211,3 +211,30 @@ def keras_labels():
     from keras_vit.datasets import CIFAR10_LABELS
 
     return CIFAR10_LABELS
+
+
+def test_webp_class_tree_trains_and_calibrates_alike(tmp_path, cifar10_sample):
+    """One folder reader: the files and classes training sees are the ones calibration reads."""
+    from PIL import Image
+
+    from keras_vit.tflite.calibration import calibration_images
+    from keras_vit.tflite.images import read_image_folder
+
+    for i in range(6):
+        folder = tmp_path / "train" / ("cat", "dog")[i % 2]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(cifar10_sample[0][i]).save(folder / f"{i}.webp", lossless=True)
+    raw = (tmp_path / "train" / "cat" / "0.webp").read_bytes()
+    (tmp_path / "train" / "cat" / "truncated.webp").write_bytes(raw[: len(raw) // 2])
+    source = sources.load_source(str(tmp_path), "train")
+    assert source.class_names == ("cat", "dog") and source.num_examples == 6
+    assert [os.path.basename(p) for p in source.skipped] == ["truncated.webp"]
+    contract = Preprocessing(32)
+    images, labels, _ = next(iter(data.eval_dataset(source, contract, batch_size=6)))
+    images_b, labels_b = next(iter(data.train_dataset(source, contract, 2, batch_size=6, steps_per_epoch=1,
+                                                      seed=0, augment=PLAIN)))
+    assert images_b.shape == (6, 32, 32, 3)
+    read, read_labels, classes = read_image_folder(tmp_path / "train", 32)  # the truncated file is skipped too
+    assert classes == ["cat", "dog"] and read_labels.tolist() == source.labels.tolist()
+    calibration = calibration_images(str(tmp_path / "train"), contract, count=100)
+    np.testing.assert_allclose(calibration, images.numpy(), atol=1e-5)  # the same pixels, decoded by PIL and TF

@@ -33,10 +33,41 @@ def test_adamw_decays_kernels_only():
             np.testing.assert_allclose(v.numpy(), before[v.path] * (1 - 0.1 * 0.5), rtol=1e-6)
 
 
-def test_warmup_cosine_and_lr_scaling():
-    schedule = recipe.WarmupCosine(1e-3, warmup_steps=10, total_steps=110, end=1e-5)
-    values = [float(schedule(t)) for t in (0, 5, 10, 60, 110, 500)]
-    np.testing.assert_allclose(values, [0, 5e-4, 1e-3, (1e-3 + 1e-5) / 2, 1e-5, 1e-5], rtol=1e-5, atol=1e-9)
+def _recipe_schedule(step, peak, warmup, total, end):
+    """The recipe in closed form: linear 0 -> peak over warmup, then cosine peak -> end at total."""
+    if step < warmup:
+        return peak * step / warmup
+    progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+    return end + 0.5 * (peak - end) * (1 + np.cos(np.pi * progress))
+
+
+@pytest.mark.parametrize("peak, warmup, total, end", [(1e-3, 10, 110, 1e-5), (3e-4, 0, 50, 0.0), (1e-2, 7, 7, 1e-4)])
+def test_warmup_cosine_is_the_recipe_schedule(peak, warmup, total, end):
+    schedule = recipe.warmup_cosine(peak, warmup_steps=warmup, total_steps=total, end=end)
+    steps = sorted({0, 1, warmup // 2, max(warmup - 1, 0), warmup, warmup + 1, (warmup + total) // 2, total - 1,
+                    total, total + 1, 10 * total})
+    np.testing.assert_allclose([float(schedule(t)) for t in steps],
+                               [_recipe_schedule(t, peak, warmup, total, end) for t in steps], rtol=1e-5, atol=1e-9)
+    assert float(schedule(0)) == (0.0 if warmup else pytest.approx(peak))
+    last = max(total, warmup + 1)  # a run no longer than its warmup still decays, over one step
+    assert float(schedule(last)) == pytest.approx(end, abs=1e-9)  # the floor at the last step, and after it
+
+
+def test_warmup_cosine_survives_a_saved_optimizer(tmp_path):
+    import keras
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(recipe.warmup_cosine(1e-3, 10, 110, 1e-5)), loss="mse")
+    model.save(tmp_path / "m.keras")
+    saved = keras.models.load_model(tmp_path / "m.keras").optimizer.get_config()["learning_rate"]
+    assert saved["class_name"] == "CosineDecay"  # a Keras class: loading needs no custom object
+    restored = keras.optimizers.schedules.deserialize(saved)
+    original = recipe.warmup_cosine(1e-3, 10, 110, 1e-5)
+    for step in (0, 5, 10, 60, 110, 500):
+        assert float(restored(step)) == pytest.approx(float(original(step)), abs=1e-12)
+
+
+def test_lr_scaling():
     assert recipe.scaled_learning_rate(1e-3, 1024, 512) == 2e-3
     assert recipe.scaled_learning_rate(1e-3, 2048, 512, "sqrt") == pytest.approx(2e-3)
     with pytest.raises(ValueError, match="lr_scaling must be one of"):

@@ -16,7 +16,7 @@ def run(args) -> int:
     import sys
     import time
 
-    from keras_vit.tflite.contract import atomic_write
+    from keras_vit.atomic import atomic_write
     from keras_vit.tflite.runtime import LiteRTModel
 
     rows = []

@@ -11,14 +11,15 @@ An app needs exactly this to use the model without our code::
                   "sha256": "<of model.tflite>"}
 
 The quantized input is ``round(((pixel / 255 - mean) / std) / scale) + zero_point``. Both files are
-written to a temporary name and moved into place with ``os.replace``, so an interrupted export never
-leaves a half-written file. NumPy-free.
+written with :func:`keras_vit.atomic.atomic_write`, so an interrupted export never leaves a
+half-written file. NumPy-free.
 """
 
 import hashlib
 import json
 import os
-import tempfile
+
+from keras_vit.atomic import atomic_write
 
 FORMAT = "keras_vit.edge/1"
 
@@ -27,28 +28,6 @@ def contract_path(model_path) -> str:
     """``model.tflite`` -> ``model.json`` (the contract beside it)."""
     root, _ = os.path.splitext(os.fspath(model_path))
     return root + ".json"
-
-
-def atomic_write(path, data) -> None:
-    """Writes ``data`` (bytes or str) to ``path`` through a temporary file and ``os.replace``."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    mode = "wb" if isinstance(data, (bytes, bytearray)) else "w"
-    fd, temporary = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".partial", dir=directory)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes 0600; a model file is meant to be shared
-        with os.fdopen(fd, mode) as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
 
 
 def sha256_of(path) -> str:

@@ -119,7 +119,8 @@ def export_tflite(model, output_path, mode: str = "int8", calibration=None, prep
 
     from keras_vit.preprocessing import Preprocessing
     from keras_vit.tflite.calibration import calibration_images
-    from keras_vit.tflite.contract import atomic_write, check_labels, tensor_entry, write_contract
+    from keras_vit.atomic import atomic_write
+    from keras_vit.tflite.contract import check_labels, tensor_entry, write_contract
     from keras_vit.tflite.inspection import inspect_bytes
 
     mode = get_mode(mode)

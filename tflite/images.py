@@ -7,11 +7,27 @@ Example:
     ((32, 32, 3), dtype('uint8'))
 """
 
+import dataclasses
 import os
+import struct
 
 import numpy as np
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".ppm", ".tif", ".tiff")
+# The formats both readers decode: Pillow (calibration, verification, the device runtime) and
+# tf.io.decode_image (training, keras_vit.training.data). A file type only one of them reads would
+# calibrate but not train, or the reverse.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+_SIGNATURES = {b"\xff\xd8\xff": "jpeg", b"\x89PNG\r\n\x1a\n": "png", b"BM": "bmp", b"GIF87a": "gif", b"GIF89a": "gif"}
+
+
+@dataclasses.dataclass
+class ImageListing:
+    """The image files of a folder in a stable order, with labels (``class_names[label]``, -1 outside classes)."""
+
+    paths: list
+    labels: list
+    class_names: tuple
+    skipped: list = dataclasses.field(default_factory=list)
 
 
 def load_image(path, image_size, channels: int = 3, interpolation: str = "bilinear") -> np.ndarray:
@@ -45,7 +61,7 @@ def load_image(path, image_size, channels: int = 3, interpolation: str = "biline
             if image.size != (width, height):
                 image = image.resize((width, height), resample)
             pixels = np.asarray(image, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise ValueError(
             f"Cannot read image {path!r}: {error}. The file is corrupt or not an image; "
             f"pass a JPEG, PNG or BMP file."
@@ -53,29 +69,86 @@ def load_image(path, image_size, channels: int = 3, interpolation: str = "biline
     return pixels.reshape(height, width, channels)
 
 
-def list_images(folder) -> list:
-    """Sorted image files under ``folder``, recursively.
+def image_kind(path) -> str | None:
+    """The image format of ``path`` if its bytes look complete, else ``None``.
+
+    Checks the signature at the start and, for JPEG, PNG and WebP, the end marker or the stored
+    length, so a truncated download or a text file renamed ``.jpg`` is caught without decoding.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(size - 12, 0))
+            tail = f.read()
+    except OSError:
+        return None
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp" if size >= struct.unpack("<I", head[4:8])[0] + 8 else None
+    kind = next((k for sig, k in _SIGNATURES.items() if head.startswith(sig)), None)
+    if kind == "jpeg" and b"\xff\xd9" not in tail[-4:]:
+        return None
+    if kind == "png" and b"IEND" not in tail:
+        return None
+    return kind
+
+
+def _visible_files(folder):
+    """Non-hidden files under ``folder``, recursively, in sorted order."""
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        yield from (os.path.join(dirpath, f) for f in sorted(filenames) if not f.startswith("."))
+
+
+def scan_image_folder(root, class_names=None, validate: bool = False) -> ImageListing:
+    """Lists the images of ``root``: a class-folder tree (``root/<class>/**/<image>``) or a flat folder.
+
+    The one folder reader of keras_vit: training (``keras_vit.training.sources``), calibration and
+    verification all list files here, so they agree on which files are images and on class order.
+
+    Args:
+        root: the folder.
+        class_names: the classes in label order; default: the sorted non-hidden sub-folders.
+        validate: also skip files whose bytes do not look complete (:func:`image_kind`; no decode).
+
+    Returns:
+        An :class:`ImageListing`: images directly in ``root`` first (label -1), then each class folder's;
+        ``skipped`` holds the files passed over (in a class folder but not an image extension, or failed
+        validation).
 
     Raises:
-        ValueError: when ``folder`` is not a directory or holds no image.
+        FileNotFoundError: ``root`` is not a folder.
+        ValueError: no image under it.
     """
-    folder = os.fspath(folder)
-    if not os.path.isdir(folder):
-        raise ValueError(f"Image folder not found: {folder!r}. Pass a directory of image files.")
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames.sort()
-        found.extend(os.path.join(dirpath, f) for f in sorted(filenames) if f.lower().endswith(IMAGE_EXTENSIONS))
-    if not found:
-        raise ValueError(f"No image files ({', '.join(IMAGE_EXTENSIONS)}) under {folder!r}.")
-    return found
+    root = os.fspath(root)
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"Image folder not found: {root!r}. Pass a folder of images or of class sub-folders.")
+    entries = sorted(e for e in os.listdir(root) if not e.startswith("."))
+    if class_names is None:
+        class_names = [e for e in entries if os.path.isdir(os.path.join(root, e))]
+    loose = [os.path.join(root, e) for e in entries if e.lower().endswith(IMAGE_EXTENSIONS)]  # a README is no image
+    groups = [(-1, [path for path in loose if os.path.isfile(path)])]
+    groups += [(label, _visible_files(os.path.join(root, name))) for label, name in enumerate(class_names)]
+    listing = ImageListing([], [], tuple(class_names))
+    for label, files in groups:
+        for path in files:
+            if not path.lower().endswith(IMAGE_EXTENSIONS) or (validate and image_kind(path) is None):
+                listing.skipped.append(path)
+            else:
+                listing.paths.append(path)
+                listing.labels.append(label)
+    if not listing.paths:
+        raise ValueError(f"No readable images ({', '.join(IMAGE_EXTENSIONS)}) under {root!r} "
+                         f"(skipped {len(listing.skipped)} files).")
+    return listing
 
 
 def read_image_folder(folder, image_size, channels: int = 3, limit=None, seed: int = 0):
     """Reads up to ``limit`` images from ``folder`` as uint8 ``(N, H, W, C)``, with class labels.
 
-    Class-folder trees (``folder/<class>/*.jpg``) give labels in sorted class order; a flat
-    folder gives label -1. With ``limit`` the files are a seeded random sample (all classes).
+    Files are listed by :func:`scan_image_folder`: class-folder trees (``folder/<class>/*.jpg``)
+    give labels in sorted class order (empty class folders count, as in training); files
+    outside class folders get label -1. With ``limit`` the files are a seeded random sample (all classes).
     Unreadable files are skipped with a warning on stderr (one bad file never stops a run).
 
     Returns:
@@ -85,21 +158,20 @@ def read_image_folder(folder, image_size, channels: int = 3, limit=None, seed: i
 
     from tqdm import tqdm
 
-    files = list_images(folder)
-    classes = sorted({os.path.relpath(os.path.dirname(f), folder) for f in files} - {"."})
-    index = {name: i for i, name in enumerate(classes)}
-    if limit is not None and limit < len(files):
-        order = np.random.default_rng(seed).permutation(len(files))[:limit]
-        files = [files[i] for i in sorted(order)]
+    listing = scan_image_folder(folder)
+    pairs = list(zip(listing.paths, listing.labels))
+    if limit is not None and limit < len(pairs):
+        order = np.random.default_rng(seed).permutation(len(pairs))[:limit]
+        pairs = [pairs[i] for i in sorted(order)]
     images, labels = [], []
-    for path in tqdm(files, desc=f"reading {os.path.basename(os.path.normpath(folder))}", unit="img",
-                     leave=False, disable=len(files) < 50):
+    for path, label in tqdm(pairs, desc=f"reading {os.path.basename(os.path.normpath(folder))}", unit="img",
+                            leave=False, disable=len(pairs) < 50):
         try:
             images.append(load_image(path, image_size, channels))
         except ValueError as error:
             print(f"warning: skipped {error}", file=sys.stderr)
             continue
-        labels.append(index.get(os.path.relpath(os.path.dirname(path), folder), -1))
+        labels.append(label)
     if not images:
         raise ValueError(f"None of the image files under {folder!r} could be read.")
-    return np.stack(images), np.asarray(labels, np.int64), classes
+    return np.stack(images), np.asarray(labels, np.int64), list(listing.class_names)

@@ -37,7 +37,8 @@ def export_onnx(model, output_path, images=None, labels=None, opset: int = OPSET
     import tf2onnx
 
     from keras_vit.preprocessing import Preprocessing
-    from keras_vit.tflite.contract import FORMAT, atomic_write, check_labels
+    from keras_vit.atomic import atomic_write
+    from keras_vit.tflite.contract import FORMAT, check_labels
     from keras_vit.tflite.graph import Formulation, forward
 
     if not 7 <= opset <= 18:

@@ -132,13 +132,13 @@ class LiteRTModel:
         try:
             self.interpreter = Interpreter(model_content=data, num_threads=num_threads)
             self.interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as error:
+            self.input = self.interpreter.get_input_details()[0]
+            self.output = self.interpreter.get_output_details()[0]
+        except (ValueError, RuntimeError, IndexError) as error:  # a damaged tensor name fails to decode here
             raise ValueError(
                 f"LiteRT cannot load {self.path!r}: {error}. The file is corrupt or uses ops this runtime lacks "
                 f"(Flex ops need TensorFlow); re-export it with `keras-vit export`."
             ) from error
-        self.input = self.interpreter.get_input_details()[0]
-        self.output = self.interpreter.get_output_details()[0]
         num_outputs = int(self.output["shape"][-1])
         contract = contract or contract_path(self.path)
         self.contract = None
@@ -151,7 +151,16 @@ class LiteRTModel:
                     f"(sha256 mismatch). Copy the .tflite and .json from the same export."
                 )
             self.labels = check_labels(self.contract["labels"], num_outputs, where=f"labels in {contract!r}")
-            self.preprocessing = Preprocessing.from_dict(self.contract["preprocessing"])
+            try:
+                self.preprocessing = Preprocessing.from_dict(self.contract["preprocessing"])
+            except (TypeError, ValueError, OverflowError) as error:
+                raise ValueError(f"Model contract {contract!r} has an invalid \"preprocessing\" field: {error} "
+                                 f"Re-export the model.") from None
+            p = self.preprocessing
+            if (*p.image_size, p.channels) != tuple(int(s) for s in self.input["shape"][1:]):
+                raise ValueError(f"Model contract {contract!r} describes {p.image_size} x {p.channels} inputs but "
+                                 f"{self.path!r} takes {list(self.input['shape'])}. Copy the .tflite and .json "
+                                 f"from the same export.")
         else:
             self.labels = check_labels(None, num_outputs)
             height, width, channels = (int(s) for s in self.input["shape"][1:])
@@ -178,7 +187,10 @@ class LiteRTModel:
     def _run_one(self, image: np.ndarray) -> np.ndarray:
         scale, zero_point = self.input["quantization"]
         self.interpreter.set_tensor(self.input["index"], quantize(image[None], self.input["dtype"], scale, zero_point))
-        self.interpreter.invoke()
+        try:
+            self.interpreter.invoke()
+        except RuntimeError as error:
+            raise ValueError(f"LiteRT failed to run {self.path!r}: {error}. Re-export the model.") from error
         out = self.interpreter.get_tensor(self.output["index"])
         return dequantize(out, *self.output["quantization"])[0]
 

@@ -4,7 +4,7 @@
 file only after the data and index files are complete, so a process killed
 mid-save leaves the previous checkpoint as the latest; leftover temporary
 files of an interrupted save are removed on start. ``.keras`` files are written
-to a temporary name and moved into place with ``os.replace``.
+through :func:`keras_vit.atomic.atomic_path`.
 
 Under ``MultiWorkerMirroredStrategy`` every worker must take part in a save;
 only the chief writes into the run folder, the others write to a scratch
@@ -67,31 +67,3 @@ class Checkpoints:
         if not self.chief:
             shutil.rmtree(self.manager.directory, ignore_errors=True)
         return path
-
-
-def save_keras_atomic(model, path: str) -> str:
-    """Saves ``model`` as ``.keras`` through a temporary file and ``os.replace`` (never half-written)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".keras", dir=folder)
-    os.close(fd)
-    try:
-        model.save(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
-
-
-def write_text_atomic(path: str, text: str) -> str:
-    """Writes ``text`` to ``path`` through a temporary file and ``os.replace``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    return path

@@ -68,12 +68,18 @@ def run(args) -> int:
     import logging
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    summary = evaluate(args.model, args.data, args.split, args.batch_size, args.data_dir, args.max_examples,
-                       args.strategy)
+    try:
+        summary = evaluate(args.model, args.data, args.split, args.batch_size, args.data_dir, args.max_examples,
+                           args.strategy)
+    except (FileNotFoundError, ValueError) as error:  # a damaged model file, unknown data: one line, no traceback
+        import sys
+
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(f"{summary['examples']} images of {args.data!r} ({args.split}): top-1 accuracy "
           f"{summary['accuracy']:.4f}, loss {summary['loss']:.4f} ({summary['seconds']} s)")
     if args.output:
-        from keras_vit.training.checkpoints import write_text_atomic
+        from keras_vit.atomic import atomic_write
 
-        write_text_atomic(args.output, json.dumps(summary, indent=2))
+        atomic_write(args.output, json.dumps(summary, indent=2))
     return 0

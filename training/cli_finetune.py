@@ -25,8 +25,9 @@ import os
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="variant of the checkpoint, e.g. Ti/16, vit_base_patch16_224")
-    parser.add_argument("--weights", required=True, help="checkpoint: original .npz, timm/HF .safetensors or .pth")
+    parser.add_argument("--model", default=None, help="variant, e.g. Ti/16 (default with a checkpoint name: its own)")
+    parser.add_argument("--weights", required=True, help="checkpoint: original .npz, timm/HF .safetensors or .pth, "
+                                                         "or a name (keras-vit models --pretrained)")
     parser.add_argument("--source", choices=("npz", "timm", "huggingface"), default=None,
                         help="checkpoint layout (default: told by the file)")
     parser.add_argument("--data", required=True, help="digits, cifar10, folder:PATH (PATH/train/<class>/...)")
@@ -54,8 +55,13 @@ def _validate(args):
         raise SystemExit(f"--warmup-steps must be in [0, --steps); received {args.warmup_steps}.")
     if args.learning_rate <= 0 or args.clip_norm <= 0:
         raise SystemExit("--learning-rate and --clip-norm must be > 0.")
-    if not os.path.isfile(args.weights):
-        raise SystemExit(f"--weights {args.weights!r} does not exist.")
+    from keras_vit.weights.hub import is_checkpoint_name
+
+    if not os.path.isfile(args.weights) and not is_checkpoint_name(args.weights):
+        raise SystemExit(f"--weights {args.weights!r} does not exist and is not a checkpoint name "
+                         f"(keras-vit models --pretrained lists them).")
+    if args.model is None and not is_checkpoint_name(args.weights):
+        raise SystemExit("--model is required with a checkpoint file.")
 
 
 def transfer_model(name, weights, class_names, image_size=None, source=None, **overrides):
@@ -69,6 +75,11 @@ def transfer_model(name, weights, class_names, image_size=None, source=None, **o
 
     if image_size:
         overrides["image_size"] = image_size
+    if not os.path.isfile(weights):  # a checkpoint name: fetched, cached and verified by keras_vit.weights.hub
+        from keras_vit.weights.hub import load_pretrained
+
+        pretrained, report = load_pretrained(weights, name, skip_head=True, representation_size=None, **overrides)
+        return pretrained.reset_classifier(len(class_names), list(class_names)), report
     pretrained = create_model(name, representation_size=None, **overrides)
     report = load_weights(pretrained, weights, source, skip_head=True)
     return pretrained.reset_classifier(len(class_names), list(class_names)), report
@@ -78,9 +89,9 @@ def transfer_optimizer(steps, warmup_steps, learning_rate, momentum=0.9, clip_no
     """SGD with momentum, global-norm clipping, warmup then cosine decay, no weight decay."""
     import keras
 
-    from keras_vit.training.recipe import WarmupCosine
+    from keras_vit.training.recipe import warmup_cosine
 
-    schedule = WarmupCosine(learning_rate, warmup_steps, steps)
+    schedule = warmup_cosine(learning_rate, warmup_steps, steps)
     return keras.optimizers.SGD(learning_rate=schedule, momentum=momentum, global_clipnorm=clip_norm)
 
 
@@ -96,10 +107,11 @@ def _accuracy(model, source, contract, batch_size):
 
 
 def _save(model, summary, output):
-    from keras_vit.training.checkpoints import save_keras_atomic, write_text_atomic
+    from keras_vit.atomic import atomic_path, atomic_write
 
-    save_keras_atomic(model, os.path.join(output, "model.keras"))
-    write_text_atomic(os.path.join(output, "finetune.json"), json.dumps(summary, indent=2))
+    with atomic_path(os.path.join(output, "model.keras")) as temporary:
+        model.save(temporary)
+    atomic_write(os.path.join(output, "finetune.json"), json.dumps(summary, indent=2))
 
 
 def run(args) -> int:
@@ -136,7 +148,7 @@ def run(args) -> int:
                                 steps_per_epoch=steps_per_epoch, seed=args.seed,
                                 augment=data.Augment(crop="none", flip=True))
     history = model.fit(stream, steps_per_epoch=steps_per_epoch, epochs=epochs, verbose=2, shuffle=False)
-    summary = {"model": args.model, "weights": os.path.abspath(args.weights), "source": report.source,
+    summary = {"model": args.model, "weights": os.path.abspath(args.weights) if os.path.isfile(args.weights) else args.weights, "source": report.source,
                "data": args.data, "steps": total, "warmup_steps": warmup,
                "learning_rate": args.learning_rate, "batch_size": args.batch_size,
                "final_loss": float(history.history["loss"][-1]), "load_report": report.summary()}

@@ -4,7 +4,7 @@ Precedence: TrainConfig defaults < ``--config`` file < flags. Rerunning the same
 command resumes from the newest checkpoint in ``--output-dir``.
 
 Example:
-    keras-vit train --config cifar10_vit --output-dir runs/cifar10
+    keras-vit train --config cifar10_vit_small --output-dir runs/cifar10
     keras-vit train --model vit_test --data digits --epochs 2 --smoke
 """
 

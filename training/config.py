@@ -11,6 +11,38 @@ import importlib.util
 import json
 import os
 
+CROPS = ("pad", "resized", "none")
+
+
+@dataclasses.dataclass(frozen=True)
+class Augment:
+    """Train-time augmentation switches (``TrainConfig.augment``; flags ``--crop``, ``--mixup-alpha`` ...).
+
+    Args:
+        crop: ``"pad"`` (reflect-pad by ``padding`` and crop back; CIFAR),
+            ``"resized"`` (random resized crop; ImageNet) or ``"none"``.
+        padding: pixels of padding for ``crop="pad"``.
+        flip: random horizontal flips.
+        rand_augment_ops: N of RandAugment (0 disables it).
+        rand_augment_magnitude: M of RandAugment (0-10).
+        mixup_alpha / cutmix_alpha: Beta parameters; 0 disables.
+    """
+
+    crop: str = "pad"
+    padding: int = 4
+    flip: bool = True
+    rand_augment_ops: int = 0
+    rand_augment_magnitude: float = 9.0
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
+
+    def __post_init__(self):
+        if self.crop not in CROPS:
+            raise ValueError(f"crop must be one of {CROPS}; received crop={self.crop!r}.")
+
+
+AUGMENT_FIELDS = tuple(f.name for f in dataclasses.fields(Augment))
+
 
 @dataclasses.dataclass
 class TrainConfig:
@@ -41,14 +73,7 @@ class TrainConfig:
     # model regularization
     dropout_rate: float = 0.0
     drop_path_rate: float = 0.1
-    # augmentation
-    crop: str = "pad"
-    padding: int = 4
-    flip: bool = True
-    rand_augment_ops: int = 0
-    rand_augment_magnitude: float = 9.0
-    mixup_alpha: float = 0.0
-    cutmix_alpha: float = 0.0
+    augment: Augment = dataclasses.field(default_factory=Augment)  # set as augment={...} or flat (crop=...)
     # execution
     strategy: str = "auto"
     tpu: str = ""
@@ -62,26 +87,38 @@ class TrainConfig:
     log_every: int = 50  # steps, TensorBoard scalars
     progress: bool = True
 
-    @classmethod
-    def fields(cls) -> dict:
-        return {f.name: f for f in dataclasses.fields(cls)}
-
     def update(self, values: dict) -> "TrainConfig":
-        """Sets known fields from ``values``; unknown keys raise with the list of valid ones."""
-        known = self.fields()
-        unknown = sorted(set(values) - set(known))
+        """Sets fields from ``values``; unknown keys raise with the list of valid ones.
+
+        Augmentation settings may come nested (``augment={"crop": "none"}``, as :meth:`to_json` writes
+        them) or flat (``crop="none"``, as flags, config files and run folders written before
+        ``augment`` existed give them); either form changes only the settings it names.
+        """
+        values = dict(values)
+        augment = values.pop("augment", None) or {}
+        augment = dataclasses.asdict(augment) if isinstance(augment, Augment) else dict(augment)
+        augment.update({key: values.pop(key) for key in AUGMENT_FIELDS if key in values})
+        known = [f.name for f in dataclasses.fields(self)] + list(AUGMENT_FIELDS)
+        unknown = sorted((set(values) - set(known)) | (set(augment) - set(AUGMENT_FIELDS)))
         if unknown:
             raise ValueError(f"Unknown training option(s) {unknown}; valid options: {sorted(known)}.")
         for key, value in values.items():
             setattr(self, key, value)
+        if augment:
+            self.augment = dataclasses.replace(self.augment, **augment)
         return self
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
+    @classmethod
+    def from_json(cls, text: str) -> "TrainConfig":
+        """The config a run folder's ``config.json`` holds (nested or, from older runs, flat augmentation)."""
+        return cls().update(json.loads(text))
+
 
 def load_config_file(path: str, runlocal: bool = False) -> dict:
-    """Runs a config file's ``get_config(runlocal)``; ``path`` may name a bundled config (``cifar10_vit``)."""
+    """Runs a config file's ``get_config(runlocal)``; ``path`` may name a bundled config (``cifar10_vit_small``)."""
     if not os.path.isfile(path):
         bundled = os.path.join(os.path.dirname(__file__), "configs", f"{path.removesuffix('.py')}.py")
         if not os.path.isfile(bundled):

@@ -22,42 +22,13 @@ Example:
     (TensorShape([32, 8, 8, 1]), TensorShape([32, 10]))
 """
 
-import dataclasses
-
 import tensorflow as tf
 
 from keras_vit.training import augment as aug
+from keras_vit.training.config import Augment
 from keras_vit.training.sources import ArraySource, FileSource, TfdsSource
 
 AUTOTUNE = tf.data.AUTOTUNE
-CROPS = ("pad", "resized", "none")
-
-
-@dataclasses.dataclass(frozen=True)
-class Augment:
-    """Train-time augmentation switches.
-
-    Args:
-        crop: ``"pad"`` (reflect-pad by ``padding`` and crop back; CIFAR),
-            ``"resized"`` (random resized crop; ImageNet) or ``"none"``.
-        padding: pixels of padding for ``crop="pad"``.
-        flip: random horizontal flips.
-        rand_augment_ops: N of RandAugment (0 disables it).
-        rand_augment_magnitude: M of RandAugment (0-10).
-        mixup_alpha / cutmix_alpha: Beta parameters; 0 disables.
-    """
-
-    crop: str = "pad"
-    padding: int = 4
-    flip: bool = True
-    rand_augment_ops: int = 0
-    rand_augment_magnitude: float = 9.0
-    mixup_alpha: float = 0.0
-    cutmix_alpha: float = 0.0
-
-    def __post_init__(self):
-        if self.crop not in CROPS:
-            raise ValueError(f"crop must be one of {CROPS}; received crop={self.crop!r}.")
 
 
 def _load_fn(source, channels):

@@ -13,7 +13,7 @@ import os
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
-from keras_vit.training.checkpoints import write_text_atomic
+from keras_vit.atomic import atomic_write
 
 
 class History:
@@ -57,6 +57,6 @@ class History:
         writer = csv.DictWriter(buffer, columns, restval="")
         writer.writeheader()
         writer.writerows(self.rows)
-        write_text_atomic(self.path, buffer.getvalue())
+        atomic_write(self.path, buffer.getvalue())
         for writer in self.writers.values():
             writer.flush()

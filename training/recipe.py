@@ -28,32 +28,32 @@ def scaled_learning_rate(base_lr: float, global_batch_size: int, base_batch_size
     return base_lr * {"linear": ratio, "sqrt": math.sqrt(ratio), "none": 1.0}[scaling]
 
 
-@keras.saving.register_keras_serializable(package="keras_vit")
-class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warmup from 0 to ``peak`` over ``warmup_steps``, then cosine decay to ``end``.
+def warmup_cosine(peak: float, warmup_steps: int, total_steps: int, end: float = 0.0):
+    """Linear warmup from 0 to ``peak`` over ``warmup_steps``, then cosine decay to ``end`` at ``total_steps``.
+
+    Keras' own ``CosineDecay`` computes exactly this; this function only translates the recipe's
+    terms (total steps, an absolute floor) into its arguments (steps after warmup, the floor as a
+    fraction ``alpha`` of the peak), so it serializes inside a saved optimizer with no custom class.
+
+    Args:
+        peak: the learning rate at the end of warmup.
+        warmup_steps: steps of linear warmup (0 starts at ``peak``).
+        total_steps: the step at which the floor is reached (held after it).
+        end: the floor (``TrainConfig.min_learning_rate``).
+
+    Returns:
+        A ``keras.optimizers.schedules.CosineDecay``.
 
     Example:
-        >>> s = WarmupCosine(1e-3, warmup_steps=10, total_steps=110)
+        >>> s = warmup_cosine(1e-3, warmup_steps=10, total_steps=110)
         >>> [round(float(s(t)), 6) for t in (0, 10, 60, 110)]
         [0.0, 0.001, 0.0005, 0.0]
     """
-
-    def __init__(self, peak: float, warmup_steps: int, total_steps: int, end: float = 0.0):
-        self.peak = float(peak)
-        self.warmup_steps = int(warmup_steps)
-        self.total_steps = max(int(total_steps), self.warmup_steps + 1)
-        self.end = float(end)
-
-    def __call__(self, step):
-        step = keras.ops.cast(step, "float32")
-        warm = self.peak * step / max(self.warmup_steps, 1)
-        progress = keras.ops.clip((step - self.warmup_steps) / (self.total_steps - self.warmup_steps), 0.0, 1.0)
-        cosine = self.end + 0.5 * (self.peak - self.end) * (1.0 + keras.ops.cos(math.pi * progress))
-        return keras.ops.where(step < self.warmup_steps, warm, cosine)
-
-    def get_config(self):
-        return {"peak": self.peak, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps,
-                "end": self.end}
+    warmup_steps = int(warmup_steps)
+    return keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps=max(int(total_steps) - warmup_steps, 1), alpha=float(end) / peak if peak else 0.0,
+        warmup_target=float(peak), warmup_steps=warmup_steps,
+    )
 
 
 def no_decay_variables(model) -> list:
@@ -68,7 +68,7 @@ def make_optimizer(model, learning_rate, weight_decay: float = 0.05, beta_2: flo
 
     Args:
         model: the model whose trainable variables it updates.
-        learning_rate: a float or a schedule (e.g. :class:`WarmupCosine`).
+        learning_rate: a float or a schedule (e.g. :func:`warmup_cosine`).
         weight_decay: decoupled weight decay (Loshchilov & Hutter, 2019).
         loss_scaling: wrap in ``keras.optimizers.LossScaleOptimizer`` (float16).
 

@@ -33,8 +33,7 @@ def _sources(config, contract_classes=None):
 def _datasets(config, strategy, train_source, eval_source, contract, num_classes, steps_per_epoch, start_step):
     from keras_vit.training import data
 
-    augment = data.Augment(config.crop, config.padding, config.flip, config.rand_augment_ops,
-                           config.rand_augment_magnitude, config.mixup_alpha, config.cutmix_alpha)
+    augment = config.augment
     batch = config.batch_size
 
     def train_fn(ctx):
@@ -78,9 +77,10 @@ def train(config: TrainConfig) -> dict:
     import tensorflow as tf
     from tqdm import tqdm
 
+    from keras_vit.atomic import atomic_path, atomic_write
     from keras_vit.registry import create_model
     from keras_vit.training import recipe
-    from keras_vit.training.checkpoints import Checkpoints, save_keras_atomic, write_text_atomic
+    from keras_vit.training.checkpoints import Checkpoints
     from keras_vit.training.history import History
     from keras_vit.training.loop import Trainer
     from keras_vit.training.strategy import get_strategy, is_chief, split_batch, split_cpu
@@ -108,8 +108,8 @@ def train(config: TrainConfig) -> dict:
     total_steps = config.epochs * steps_per_epoch
     peak = recipe.scaled_learning_rate(config.learning_rate, config.batch_size, config.base_batch_size,
                                        config.lr_scaling)
-    schedule = recipe.WarmupCosine(peak, int(config.warmup_epochs * steps_per_epoch), total_steps,
-                                   config.min_learning_rate)
+    schedule = recipe.warmup_cosine(peak, int(config.warmup_epochs * steps_per_epoch), total_steps,
+                                    config.min_learning_rate)
     with strategy.scope():
         model = create_model(config.model, dtype=None if policy == "float32" else policy, **overrides)
         optimizer = recipe.make_optimizer(model, schedule, config.weight_decay, config.beta_2,
@@ -124,7 +124,7 @@ def train(config: TrainConfig) -> dict:
     resumed = checkpoints.restore()
     start_step = int(step.numpy())
     if chief:
-        write_text_atomic(os.path.join(out, "config.json"), config.to_json())
+        atomic_write(os.path.join(out, "config.json"), config.to_json())
     history = History(out, enabled=chief, completed_epochs=start_step // steps_per_epoch)
     trainer = Trainer(model, optimizer, strategy, global_batch_size=config.batch_size,
                       label_smoothing=config.label_smoothing, clip_norm=config.clip_norm,
@@ -178,7 +178,8 @@ def train(config: TrainConfig) -> dict:
             history.scalars("eval", current, {"loss": eval_metrics["loss"], "accuracy": eval_metrics["accuracy"]})
         history.add_epoch(epoch, row)
         if chief and improved:
-            save_keras_atomic(model, os.path.join(out, "best.keras"))
+            with atomic_path(os.path.join(out, "best.keras")) as temporary:
+                model.save(temporary)
         checkpoints.save(current)
         if chief:
             print(f"epoch {epoch + 1}: " + ", ".join(f"{k}={v:.4g}" for k, v in row.items()), flush=True)
@@ -192,6 +193,7 @@ def train(config: TrainConfig) -> dict:
                "precision": policy, "seconds": time.time() - started, "step_losses": losses,
                "weights_sha256": _digest(model)}
     if chief:
-        save_keras_atomic(model, os.path.join(out, "model.keras"))
-        write_text_atomic(os.path.join(out, "summary.json"), json.dumps(summary, indent=2))
+        with atomic_path(os.path.join(out, "model.keras")) as temporary:
+            model.save(temporary)
+        atomic_write(os.path.join(out, "summary.json"), json.dumps(summary, indent=2))
     return summary

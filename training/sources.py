@@ -15,9 +15,10 @@ Data specs (the ``--data`` argument of ``keras-vit train``):
   here) and ``tfds-folder:PATH`` (the same tree read with TFDS' ``ImageFolder``
   builder).
 
-Listing validates each file cheaply (known image signature; JPEG ends with its
-end-of-image marker, PNG with ``IEND``) so truncated, corrupt and non-image
-files are skipped and counted with one warning instead of crashing an epoch.
+Image folders are listed by :func:`keras_vit.tflite.images.scan_image_folder`, the reader
+calibration uses too (same extensions, same class order). Listing validates each file cheaply
+(known image signature; JPEG ends with its end-of-image marker, PNG with ``IEND``) so truncated,
+corrupt and non-image files are skipped and counted with one warning instead of crashing an epoch.
 """
 
 import dataclasses
@@ -26,11 +27,11 @@ import os
 
 import numpy as np
 
+from keras_vit.tflite.images import scan_image_folder
+
 log = logging.getLogger("keras_vit.training")
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 SPLIT_ALIASES = {"train": ("train", "training"), "test": ("test", "val", "validation", "valid")}
-_SIGNATURES = {b"\xff\xd8\xff": "jpeg", b"\x89PNG\r\n\x1a\n": "png", b"BM": "bmp", b"GIF87a": "gif", b"GIF89a": "gif"}
 
 
 @dataclasses.dataclass
@@ -77,29 +78,6 @@ class TfdsSource:
         return ds.take(self.num_examples).map(lambda e: (e[self.image_key], e[self.label_key]))
 
 
-def image_kind(path: str):
-    """The image format of ``path`` if its bytes look complete, else ``None``.
-
-    Checks the signature at the start and, for JPEG and PNG, the end marker, so a
-    truncated download or a text file renamed ``.jpg`` is caught without decoding.
-    """
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(size - 12, 0))
-            tail = f.read()
-    except OSError:
-        return None
-    kind = next((k for sig, k in _SIGNATURES.items() if head.startswith(sig)), None)
-    if kind == "jpeg" and b"\xff\xd9" not in tail[-4:]:
-        return None
-    if kind == "png" and b"IEND" not in tail:
-        return None
-    return kind
-
-
 def list_image_folder(root: str, class_names=None, validate: bool = True) -> FileSource:
     """Lists ``root/<class>/<image>`` files, skipping (and counting) unreadable ones.
 
@@ -119,42 +97,26 @@ def list_image_folder(root: str, class_names=None, validate: bool = True) -> Fil
         >>> source.num_examples, source.class_names[:2]  # doctest: +SKIP
         (10000, ('airplane', 'automobile'))
     """
-    if not os.path.isdir(root):
-        raise FileNotFoundError(f"Image folder not found: data={root!r}. Pass a folder of class sub-folders.")
-    found = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
-    if class_names is None:
-        class_names = tuple(found)
-    if not class_names:
+    listing = scan_image_folder(root, class_names, validate)
+    if not listing.class_names:
         raise ValueError(
             f"No class sub-folders in {root!r}. Expected {root}/<class_name>/<image>.jpg "
             f"(or {root}/train/<class_name>/... with split folders)."
         )
-    paths, labels, skipped, empty = [], [], [], []
-    for label, name in enumerate(class_names):
-        folder = os.path.join(root, name)
-        files = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
-        count = 0
-        for file in files:
-            path = os.path.join(folder, file)
-            if file.startswith(".") or not os.path.isfile(path):
-                continue
-            if not file.lower().endswith(IMAGE_EXTENSIONS) or (validate and image_kind(path) is None):
-                skipped.append(path)
-                continue
-            paths.append(path)
-            labels.append(label)
-            count += 1
-        if count == 0:
-            empty.append(name)
+    in_classes = [i for i, label in enumerate(listing.labels) if label >= 0]  # not the files beside them
+    paths, labels = [listing.paths[i] for i in in_classes], [listing.labels[i] for i in in_classes]
+    skipped = listing.skipped
     if not paths:
         raise ValueError(f"No readable images under {root!r} (skipped {len(skipped)} files).")
+    present = set(labels)
+    empty = [name for label, name in enumerate(listing.class_names) if label not in present]
     if empty:
         log.warning("%d class folder(s) of %s hold no readable image: %s", len(empty), root, empty[:10])
     if skipped:
         log.warning(
             "Skipped %d unreadable or non-image file(s) under %s, e.g. %s", len(skipped), root, skipped[:3]
         )
-    return FileSource(paths, np.asarray(labels, np.int64), tuple(class_names), skipped)
+    return FileSource(paths, np.asarray(labels, np.int64), listing.class_names, skipped)
 
 
 def _split_folder(root: str, split: str):

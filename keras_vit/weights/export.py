@@ -3,17 +3,18 @@
 Each export writes a folder the source library reads directly:
 ``timm.create_model(arch, pretrained=True, pretrained_cfg_overlay=dict(file=...), **model_args)``
 and ``transformers.ViTForImageClassification.from_pretrained(folder)``
-(``tests/test_weights_export.py`` compares their logits with ours). Files are
-written to a temporary name and renamed, so an interrupted export leaves no
+(the ``test_export_is_read_by_*`` tests in tests/test_weights_timm.py and
+tests/test_weights_huggingface.py compare their logits with ours). Files are
+written with :mod:`keras_vit.atomic`, so an interrupted export leaves no
 half-written file.
 """
 
 import json
 import os
-import tempfile
 
 import numpy as np
 
+from keras_vit.atomic import atomic_write
 from keras_vit.preprocessing import Preprocessing
 from keras_vit.weights.huggingface import to_huggingface
 from keras_vit.weights.safetensors_io import write_safetensors
@@ -28,10 +29,7 @@ def model_weights(model) -> dict:
 
 
 def _write_json(path, data):
-    handle, temp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=os.path.dirname(os.path.abspath(path)))
-    with os.fdopen(handle, "w", encoding="utf-8") as file:
-        json.dump(data, file, indent=2)
-    os.replace(temp, path)
+    atomic_write(path, json.dumps(data, indent=2))
 
 
 def _square_size(model, target):

@@ -12,9 +12,10 @@ C order. ``tests/test_weights_io.py`` checks this reader and writer against the
 import json
 import os
 import struct
-import tempfile
 
 import numpy as np
+
+from keras_vit.atomic import atomic_path
 
 # safetensors dtype name -> NumPy dtype (BF16 is widened to float32 on read).
 DTYPES = {
@@ -33,6 +34,10 @@ def _fail(path, why):
     raise CorruptCheckpointError(
         f"{path!r} is not a valid .safetensors file: {why}. Re-download or re-export the checkpoint."
     )
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def read_safetensors(path: str):
@@ -70,7 +75,10 @@ def read_safetensors(path: str):
         try:
             dtype, shape, (begin, end) = info["dtype"], tuple(info["shape"]), info["data_offsets"]
         except (KeyError, TypeError, ValueError):
-            _fail(path, f"tensor {name!r} has a malformed entry {info!r}")
+            _fail(path, f"tensor {name!r} has a malformed entry {info!r:.200}")
+        if not isinstance(dtype, str) or not all(_is_count(v) for v in (*shape, begin, end)):
+            _fail(path, f"tensor {name!r} has a malformed entry {info!r:.200} (dtype a string; shape and "
+                        f"data_offsets non-negative integers)")
         if dtype != "BF16" and dtype not in DTYPES:
             _fail(path, f"tensor {name!r} has unsupported dtype {dtype!r}")
         if not 0 <= begin <= end <= len(buffer):
@@ -92,7 +100,7 @@ def read_safetensors(path: str):
 
 
 def write_safetensors(path: str, tensors: dict, metadata=None) -> None:
-    """Writes ``tensors`` (name -> array) atomically: a temporary file, then ``os.replace``.
+    """Writes ``tensors`` (name -> array) atomically (:func:`keras_vit.atomic.atomic_path`).
 
     Args:
         path: destination file.
@@ -113,16 +121,8 @@ def write_safetensors(path: str, tensors: dict, metadata=None) -> None:
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     encoded = json.dumps(header, separators=(",", ":")).encode("utf-8")
     encoded += b" " * (-len(encoded) % 8)  # the reference writer pads the header to 8 bytes
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(struct.pack("<Q", len(encoded)))
-            file.write(encoded)
-            for chunk in chunks:
-                file.write(chunk)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise
+    with atomic_path(path) as temporary, open(temporary, "wb") as file:
+        file.write(struct.pack("<Q", len(encoded)))
+        file.write(encoded)
+        for chunk in chunks:
+            file.write(chunk)

@@ -26,7 +26,7 @@ def get_config(runlocal: bool = False) -> dict:
         weight_decay=0.05,
         label_smoothing=0.1,
         drop_path_rate=0.0,
-        crop="pad",
+        augment=dict(crop="pad"),
         threads=1,
         checkpoint_every=200,
     )

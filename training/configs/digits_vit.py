@@ -23,9 +23,7 @@ def get_config(runlocal: bool = False) -> dict:
         weight_decay=0.05,
         label_smoothing=0.1,
         drop_path_rate=0.1,
-        crop="pad",
-        padding=1,
-        flip=False,  # digits are not mirror-symmetric
+        augment=dict(crop="pad", padding=1, flip=False),  # digits are not mirror-symmetric
         checkpoint_every=1000,
     )
     if runlocal:
