@@ -86,7 +86,10 @@ class _AfterKerasImport:
 
             def exec_module(module):
                 run(module)
-                _register_layers()
+                try:
+                    _register_layers()
+                except ImportError:  # Keras was first imported by one of our own layer modules, mid-import
+                    pass
 
             spec.loader.exec_module = exec_module
         return spec

@@ -72,3 +72,27 @@ def _saved_config(path) -> dict:
             return json.loads(archive.read("config.json")).get("config", {})
     except (zipfile.BadZipFile, KeyError, ValueError):
         return {}
+
+
+def open_model(spec: str, what: str = "the output"):
+    """The model a command-line ``MODEL`` names: a ``.keras`` file, a pretrained checkpoint name, or a variant.
+
+    A variant name (``vit_test``, ``Ti/16``) builds random weights, and a note on stdout says so and that
+    ``what`` shows an untrained model.
+
+    Raises:
+        FileNotFoundError: for a ``.keras`` path that does not exist.
+        ValueError: for a name that is neither a checkpoint nor a variant (with the closest names).
+    """
+    from keras_vit.registry import create_model
+    from keras_vit.weights.hub import is_checkpoint_name, model_from_name
+
+    spec = os.fspath(spec)
+    if spec.endswith(".keras") or os.path.exists(spec):
+        return load_model(spec)
+    if is_checkpoint_name(spec):
+        return model_from_name(spec)
+    model = create_model(spec)
+    print(f"note: {spec!r} is a variant name, so the model has random weights and {what} is that of an untrained "
+          f"model. Pass a .keras file (e.g. RUN_DIR/model.keras from keras-vit train) or a checkpoint name.")
+    return model

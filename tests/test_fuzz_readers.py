@@ -345,8 +345,6 @@ def test_tflite_contract_and_image_readers(valid_files, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="cli_verify.py lets NotTFLiteError / FileNotFoundError out as a traceback; "
-                   "the fix (print 'error: ...', return 2) belongs to its owner")
 def test_keras_vit_verify_refuses_damaged_files(valid_files, tmp_path):
     written = write_mutants(("tflite",), valid_files, tmp_path)
     jobs = cli_jobs(written, "tflite", ["verify", "{}"], every=4)

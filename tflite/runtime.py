@@ -45,7 +45,15 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def ops_outside_delegate(interpreter) -> dict:
+def _ops_details(interpreter, path="the model") -> list:
+    """The interpreter's node list; a damaged tensor name (not UTF-8) becomes a ValueError naming ``path``."""
+    try:
+        return interpreter._get_ops_details()
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path!r} has a damaged tensor name ({error}); re-export it with `keras-vit export`.") from None
+
+
+def ops_outside_delegate(interpreter, path="the model") -> dict:
     """Counts, by op name, of a loaded interpreter's ops that XNNPACK left to LiteRT's builtin kernels.
 
     The op profile that explains a slow integer graph: every such op splits the graph into one more
@@ -60,7 +68,7 @@ def ops_outside_delegate(interpreter) -> dict:
         >>> ops_outside_delegate(interpreter)   # doctest: +SKIP
         {'RSQRT': 5, 'SOFTMAX': 2}
     """
-    ops = interpreter._get_ops_details()
+    ops = _ops_details(interpreter, path)
     delegates = [op for op in ops if op["op_name"] == "DELEGATE"]
     originals = {op["index"]: op for op in ops if op["op_name"] != "DELEGATE"}
     delegate_outputs = {int(t) for op in delegates for t in op["outputs"]}
@@ -173,7 +181,7 @@ class LiteRTModel:
 
     def delegate_partitions(self) -> int:
         """How many DELEGATE nodes (XNNPACK partitions) the interpreter built."""
-        return sum(op["op_name"] == "DELEGATE" for op in self.interpreter._get_ops_details())
+        return sum(op["op_name"] == "DELEGATE" for op in _ops_details(self.interpreter, self.path))
 
     def ops_outside_delegate(self) -> dict:
         """Counts, by op name, of the ops XNNPACK left to LiteRT's builtin kernels (see :func:`ops_outside_delegate`).
@@ -182,7 +190,7 @@ class LiteRTModel:
             >>> LiteRTModel("vit_float32.tflite").ops_outside_delegate()   # doctest: +SKIP
             {}
         """
-        return ops_outside_delegate(self.interpreter)
+        return ops_outside_delegate(self.interpreter, self.path)
 
     def _run_one(self, image: np.ndarray) -> np.ndarray:
         scale, zero_point = self.input["quantization"]

@@ -68,14 +68,8 @@ def run(args) -> int:
     import logging
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        summary = evaluate(args.model, args.data, args.split, args.batch_size, args.data_dir, args.max_examples,
-                           args.strategy)
-    except (FileNotFoundError, ValueError) as error:  # a damaged model file, unknown data: one line, no traceback
-        import sys
-
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    summary = evaluate(args.model, args.data, args.split, args.batch_size, args.data_dir, args.max_examples,
+                       args.strategy)
     print(f"{summary['examples']} images of {args.data!r} ({args.split}): top-1 accuracy "
           f"{summary['accuracy']:.4f}, loss {summary['loss']:.4f} ({summary['seconds']} s)")
     if args.output:
