@@ -7,8 +7,9 @@
 # Usage: .ci/aarch64_setup.sh [CACHE]   (default $KERAS_VIT_AARCH64, else ~/.cache/keras_vit/aarch64)
 # Prints CACHE on its last line. Then: CACHE/run cortex-a76 -c 'import ai_edge_litert'.
 # Exit 77: qemu-aarch64-static is absent and cannot be installed here (the test skips, naming the reason).
-# Idempotent: a rerun with the same pins and Debian package versions only rewrites two small files (~1 s).
-# Measured 2026-12-01 on the 2-core CI machine: first run ~60 s (qemu 13 s, 14 MB of .debs, 37 MB of wheels).
+# Idempotent: a rerun asks apt nothing, reinstalls the wheels only when the RUNTIME pins changed, and rewrites
+# the launcher and cpuinfo files. Measured 2026-12-01 on the 2-core CI machine: first run ~55 s (qemu-user-static
+# 13 s, 34 arm64 packages of 14 MB, 37 MB of wheels; needs root for apt), rerun 0.5-0.8 s.
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 CACHE="${1:-${KERAS_VIT_AARCH64:-${XDG_CACHE_HOME:-$HOME/.cache}/keras_vit/aarch64}}"
