@@ -6,6 +6,7 @@ command resumes from the newest checkpoint in ``--output-dir``.
 Example:
     keras-vit train --config cifar10_vit_small --output-dir runs/cifar10
     keras-vit train --model vit_test --data digits --epochs 2 --smoke
+    keras-vit train --config cifar10_hour --time-budget 60 --output-dir runs/hour
 """
 
 import argparse
@@ -44,6 +45,9 @@ _FLAGS = {
     "--checkpoint-every": ("checkpoint_every", int, "steps between checkpoints (also at epoch ends)"),
     "--max-train-examples": ("max_train_examples", int, "use a seeded subset of N training examples"),
     "--max-eval-examples": ("max_eval_examples", int, "use a seeded subset of N evaluation examples"),
+    "--time-budget": ("time_budget", float, "wall-clock MINUTES for the whole run (loading, compiling, final "
+                      "evaluation included): the schedule is fitted to it after --calibration-steps"),
+    "--calibration-steps": ("calibration_steps", int, "steps timed before a --time-budget run fixes its schedule"),
 }
 
 

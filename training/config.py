@@ -86,6 +86,9 @@ class TrainConfig:
     keep_checkpoints: int = 3
     log_every: int = 50  # steps, TensorBoard scalars
     progress: bool = True
+    # wall-clock budget (training/budget.py): minutes, 0 = off; the schedule is fitted after calibration_steps
+    time_budget: float = 0.0
+    calibration_steps: int = 20
 
     def update(self, values: dict) -> "TrainConfig":
         """Sets fields from ``values``; unknown keys raise with the list of valid ones.
@@ -139,4 +142,5 @@ def smoke(config: TrainConfig) -> TrainConfig:
     return config.update({
         "epochs": 2, "steps_per_epoch": 4, "batch_size": min(config.batch_size, 32),
         "max_train_examples": 512, "max_eval_examples": 256, "checkpoint_every": 4, "log_every": 2,
+        "calibration_steps": min(config.calibration_steps, 3),
     })

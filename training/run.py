@@ -73,6 +73,7 @@ def train(config: TrainConfig) -> dict:
     the same config again resumes from the newest checkpoint and stops at the
     planned number of steps.
     """
+    started = time.time()  # before importing TensorFlow: a --time-budget includes it
     import keras
     import tensorflow as tf
     from tqdm import tqdm
@@ -85,7 +86,6 @@ def train(config: TrainConfig) -> dict:
     from keras_vit.training.loop import Trainer
     from keras_vit.training.strategy import get_strategy, is_chief, split_batch, split_cpu
 
-    started = time.time()
     if config.threads:
         tf.config.threading.set_intra_op_parallelism_threads(config.threads)
         tf.config.threading.set_inter_op_parallelism_threads(config.threads)
@@ -110,9 +110,16 @@ def train(config: TrainConfig) -> dict:
                                        config.lr_scaling)
     schedule = recipe.warmup_cosine(peak, int(config.warmup_epochs * steps_per_epoch), total_steps,
                                     config.min_learning_rate)
+    budget = None
+    if config.time_budget:  # the schedule is fitted to the clock after calibration (training/budget.py)
+        from keras_vit.training.budget import BudgetedSchedule
+
+        budget = BudgetedSchedule(config.time_budget, started, peak, config.min_learning_rate,
+                                  int(config.warmup_epochs * steps_per_epoch), config.calibration_steps)
+        schedule = budget.learning_rate
     with strategy.scope():
         model = create_model(config.model, dtype=None if policy == "float32" else policy, **overrides)
-        optimizer = recipe.make_optimizer(model, schedule, config.weight_decay, config.beta_2,
+        optimizer = recipe.make_optimizer(model, 0.0 if budget else schedule, config.weight_decay, config.beta_2,
                                           loss_scaling=policy == "mixed_float16")
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         best = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="best_accuracy")
@@ -123,6 +130,7 @@ def train(config: TrainConfig) -> dict:
                               model=model, optimizer=optimizer, step=step, best=best)
     resumed = checkpoints.restore()
     start_step = int(step.numpy())
+    epochs = config.epochs if budget is None else budget.resume(out, start_step)
     if chief:
         atomic_write(os.path.join(out, "config.json"), config.to_json())
     history = History(out, enabled=chief, completed_epochs=start_step // steps_per_epoch)
@@ -139,16 +147,23 @@ def train(config: TrainConfig) -> dict:
               f"{steps_per_epoch} steps, peak lr {peak:.3g}" + (f"; resumed at step {start_step}" if resumed else ""))
 
     metrics, eval_metrics, images_per_s, losses = {}, {}, 0.0, []
-    for epoch in range(start_step // steps_per_epoch, config.epochs):
+    stop = False
+    for epoch in range(start_step // steps_per_epoch, epochs):
         first = max(start_step - epoch * steps_per_epoch, 0)
         sums, count, t0 = {"loss": 0.0, "accuracy": 0.0}, 0, time.time()
-        bar = tqdm(total=steps_per_epoch, initial=first, desc=f"epoch {epoch + 1}/{config.epochs}",
+        bar = tqdm(total=steps_per_epoch, initial=first, desc=f"epoch {epoch + 1}/{epochs if budget is None else '~'}",
                    disable=not (chief and config.progress), dynamic_ncols=True, leave=True)
         for _ in range(first, steps_per_epoch):
+            if budget:
+                budget.before_step(optimizer, int(step.numpy()))
             result = trainer.train_step(iterator)
             step.assign_add(1)
             current = int(step.numpy())
             values = {k: float(v) for k, v in result.items()}
+            if budget:
+                stop = budget.after_step(current, trainer, eval_ds, checkpoints, steps_per_epoch,
+                                         -(-eval_source.num_examples // config.batch_size) if eval_source else 0,
+                                         config.eval_every, out if chief else None)
             losses.append(values["loss"])
             for key in sums:
                 sums[key] += values[key]
@@ -159,11 +174,13 @@ def train(config: TrainConfig) -> dict:
                 history.scalars("train", current, {**values, "learning_rate": schedule(current - 1)})
             if current % config.checkpoint_every == 0 and current % steps_per_epoch:
                 checkpoints.save(current)
+            if stop:
+                break
         bar.close()
         elapsed = time.time() - t0
         images_per_s = count * config.batch_size / max(elapsed, 1e-9)
         metrics = {k: v / max(count, 1) for k, v in sums.items()}
-        last = epoch + 1 == config.epochs
+        last = epoch + 1 == epochs or stop
         if eval_ds is not None and ((epoch + 1) % config.eval_every == 0 or last):
             eval_metrics = trainer.evaluate(eval_ds, steps=-(-eval_source.num_examples // config.batch_size))
         current = int(step.numpy())
@@ -183,8 +200,11 @@ def train(config: TrainConfig) -> dict:
         checkpoints.save(current)
         if chief:
             print(f"epoch {epoch + 1}: " + ", ".join(f"{k}={v:.4g}" for k, v in row.items()), flush=True)
+        if stop:
+            break
 
-    summary = {"model": config.model, "data": config.data, "steps": int(step.numpy()), "planned_steps": total_steps,
+    summary = {"model": config.model, "data": config.data, "steps": int(step.numpy()),
+               "planned_steps": getattr(budget.plan, "total_steps", None) if budget else total_steps,
                "resumed_from_step": start_step if resumed else None, "final_train_loss": metrics.get("loss"),
                "final_train_accuracy": metrics.get("accuracy"), "eval_loss": eval_metrics.get("loss"),
                "eval_accuracy": eval_metrics.get("accuracy"), "best_eval_accuracy": float(best.numpy()),
@@ -192,6 +212,8 @@ def train(config: TrainConfig) -> dict:
                "strategy": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
                "precision": policy, "seconds": time.time() - started, "step_losses": losses,
                "weights_sha256": _digest(model)}
+    if budget:
+        summary["time_budget"] = budget.summary(int(step.numpy()))
     if chief:
         with atomic_path(os.path.join(out, "model.keras")) as temporary:
             model.save(temporary)
