@@ -159,25 +159,25 @@ def test_budget_plan_fits_steps_evaluations_and_saves():
 
 @pytest.mark.slow
 def test_time_budget_run_stops_on_time_evaluated_at_its_floor(tmp_path):
-    """Digits with --time-budget 0.5: the whole process ends within the 30 s plus a small margin.
+    """Digits with --time-budget 1.5: the whole process ends within the 90 s plus a small margin.
 
     Without XLA (--no-jit): its compilation alone took 16-65 s on this shared machine under load.
     """
     out = tmp_path / "run"
     started = time.time()
     result = subprocess.run(
-        [sys.executable, "-m", "keras_vit.cli", "train", "--config", "digits_vit", "--time-budget", "0.5",
+        [sys.executable, "-m", "keras_vit.cli", "train", "--config", "digits_vit", "--time-budget", "1.5",
          "--output-dir", str(out), "--no-progress", "--threads", "1", "--no-jit", "--calibration-steps", "10"],
         capture_output=True, text=True, timeout=300)
     wall = time.time() - started
     assert result.returncode == 0, result.stdout + result.stderr
     summary = json.loads((out / "summary.json").read_text())
     budget = summary["time_budget"]
-    assert "time budget: 0.5 min" in result.stdout
+    assert "time budget: 1.5 min" in result.stdout
     assert not budget["stopped_by_deadline"] and summary["steps"] == budget["total_steps"] > budget["calibration_steps"]
     assert budget["last_learning_rate"] == pytest.approx(1e-6, rel=1e-3)  # digits_vit's floor, at the last step
-    assert summary["eval_accuracy"] is not None and summary["seconds"] <= 30.0
+    assert summary["eval_accuracy"] is not None and summary["seconds"] <= 90.0
     plan = json.loads((out / "budget.json").read_text())
     assert plan["total_steps"] == budget["total_steps"]
     # Python start and imports before train() are outside its clock: a few seconds here.
-    assert wall <= 30.0 + 10.0, wall
+    assert wall <= 90.0 + 15.0, wall
