@@ -179,5 +179,5 @@ def test_time_budget_run_stops_on_time_evaluated_at_its_floor(tmp_path):
     assert summary["eval_accuracy"] is not None and summary["seconds"] <= 90.0
     plan = json.loads((out / "budget.json").read_text())
     assert plan["total_steps"] == budget["total_steps"]
-    # Python start and imports before train() are outside its clock: a few seconds here.
-    assert wall <= 90.0 + 15.0, wall
+    # Python's start and the CLI's imports before train()'s clock starts: a few seconds quiet, 36 s at load 7.
+    assert wall <= 90.0 + 45.0, wall
