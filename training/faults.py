@@ -24,6 +24,7 @@ Example:
 import contextlib
 import errno
 import os
+import re
 import signal
 import threading
 
@@ -93,6 +94,16 @@ def disk_reason(error: BaseException):
     if error.__cause__ is not None and error.__cause__ is not error:
         return disk_reason(error.__cause__)
     return None
+
+
+def lost_peer(error: BaseException) -> str:
+    """Which peer a collective's error names, and why, from TensorFlow's message (``worker 1 (Connection
+    reset by peer)``); "another worker" when the message names none."""
+    message = str(getattr(error, "message", None) or error)
+    task = re.search(r"/job:(\w+)/replica:\d+/task:(\d+)", message)
+    why = re.search(r'grpc_message:"(?:[a-z]+:)?([^"]+)"', message) or re.search(r"(\w[^\n]* is down)", message)
+    who = f"{task.group(1)} {task.group(2)}" if task else "another worker"
+    return who + (f" ({why.group(1)})" if why else f" ({type(error).__name__})")
 
 
 @contextlib.contextmanager

@@ -56,9 +56,11 @@ class Trainer:
         self.loss_scaling = hasattr(optimizer, "scale_loss") and hasattr(optimizer, "dynamic_scale")
         self.replicas = strategy.num_replicas_in_sync
         # One replica: compile the whole step (forward, backward, update) into one XLA cluster.
-        # Several: compile forward/backward; the all-reduce and update run as collectives.
+        # Several: compile forward/backward; the all-reduce and update run as collectives, in the outer
+        # function itself (a nested tf.function may not hold the optimizer's merge_call under a cond).
         self._grads_fn = tf.function(self._gradients, jit_compile=self.jit_compile and self.replicas > 1)
-        self._replica_step = tf.function(self._replica_update, jit_compile=self.jit_compile and self.replicas == 1)
+        self._replica_step = tf.function(self._replica_update, jit_compile=self.jit_compile) if self.replicas == 1 \
+            else self._replica_update
         self._train = tf.function(self._distributed_train)
         self._eval = tf.function(self._distributed_eval)
 
@@ -80,9 +82,9 @@ class Trainer:
         grads, loss_sum, correct = self._grads_fn(images, labels) if self.replicas > 1 \
             else self._gradients(images, labels)
         bad_loss = tf.cast(tf.logical_not(tf.math.is_finite(loss_sum)), tf.float32)
-        if self.replicas > 1:  # the two flags share the gradients' collective
+        if self.replicas > 1:  # the two flags share the gradients' collective (identity: a copy on this replica)
             *grads, bad_loss, stop = tf.distribute.get_replica_context().all_reduce(
-                tf.distribute.ReduceOp.SUM, [*grads, bad_loss, stop])
+                tf.distribute.ReduceOp.SUM, [*grads, bad_loss, tf.identity(stop)])
         norm = tf.linalg.global_norm(grads)
         if self.loss_scaling:
             norm = norm / tf.cast(self.optimizer.dynamic_scale, norm.dtype)

@@ -15,7 +15,7 @@ import time
 from keras_vit.atomic import atomic_path, atomic_write
 from keras_vit.training.config import TrainConfig
 from keras_vit.training.faults import (Diverged, Preempted, StopSignals, WorkerLost, WriteFailed, divergence_fixes,
-                                       writing)
+                                       lost_peer, writing)
 
 log = logging.getLogger("keras_vit.training")
 
@@ -153,9 +153,7 @@ def train(config: TrainConfig) -> dict:
                 tf.errors.AbortedError) as error:
             if not multi_worker(strategy):
                 raise
-            first_line = (error.message or "").strip().splitlines()[:1]
-            raise WorkerLost(f"Lost contact with another worker after step {int(step.numpy())} "
-                             f"({type(error).__name__}: {' '.join(first_line)[:200]}); {guard.kept()}. "
+            raise WorkerLost(f"Lost contact with {lost_peer(error)} after step {int(step.numpy())}; {guard.kept()}. "
                              "Restart every worker with the same command to resume.") from error
     summary = {"model": config.model, "data": config.data, "steps": int(step.numpy()), "planned_steps": total_steps,
                "resumed_from_step": start_step if resumed else None, "final_train_loss": metrics.get("loss"),
