@@ -15,6 +15,7 @@ Example:
 
 import argparse
 import json
+import os
 import sys
 
 # flag -> TrainConfig field (None = same name with dashes as underscores)
@@ -103,13 +104,18 @@ def run(args) -> int:
     import logging
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from keras_vit.training.faults import RunStopped
+    from keras_vit.training.faults import Preempted, RunStopped, WorkerLost
     from keras_vit.training.run import train
 
     try:
         summary = train(build_config(args))
     except RunStopped as stopped:
         print(stopped, file=sys.stderr, flush=True)
+        if isinstance(stopped, (Preempted, WorkerLost)):
+            # Everything is saved and flushed; skip the interpreter's teardown of TensorFlow (seconds on a
+            # busy machine, and gRPC may wait for the lost peer), since a preemption's grace period is short.
+            sys.stdout.flush()
+            os._exit(stopped.exit_code)
         return stopped.exit_code
     shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in summary.items() if k != "step_losses"}
     print("Summary: " + json.dumps(shown))
