@@ -1,7 +1,7 @@
 """Batch-1 latency of ViT-Ti/16 at 224x224 in every TFLite mode (LiteRT, 2 threads), next to KerasHub and timm.
 
-In one run: our ``vit_tiny_patch16_224`` exported in every mode and in int8 graph variants
-(:mod:`keras_vit.tflite.graph` formulations), KerasHub's ViT-Ti (``keras_hub.models.ViTBackbone`` with
+In one run: our ``vit_tiny_patch16_224`` exported in every mode and in int8 variants (a changed
+field of the mode's ``Formulation`` or converter settings, :mod:`keras_vit.tflite.modes`), KerasHub's ViT-Ti (``keras_hub.models.ViTBackbone`` with
 the Ti sizes, random weights: no download) converted to float / dynamic-range / full-int8 TFLite,
 and timm's ``vit_tiny_patch16_224`` in PyTorch eager. For each LiteRT file it records the XNNPACK
 DELEGATE partition count and the ops left outside XNNPACK (the op profile that explains a slow
@@ -14,6 +14,7 @@ Results: benchmarks/results/tflite_latency.json.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -24,21 +25,19 @@ import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-# name: (mode, formulation overrides or None for the mode's default)
+# name: (mode, changes to the mode's formulation, changes to its converter settings). Each row runs
+# its mode's own formulation and converter settings, with only the named fields changed.
 OURS = {
-    "float32": ("float32", None),
-    "float32 model call (before)": ("float32", {}),
-    "float16": ("float16", None),
-    "dynamic": ("dynamic", None),
-    "dynamic model call (before)": ("dynamic", {}),
-    "int8": ("int8", None),
-    "int8 BATCH_MATMUL attention (before unfolding)": ("int8", {"attention": "sliced"}),
-    "int8 model call (before)": ("int8", {}),
-    "int8 unfolded + gelu=sigmoid": ("int8", {"attention": "sliced", "unfold_batchmatmul": True, "gelu": "sigmoid"}),
-    "int8 attention=per_head": ("int8", {"attention": "per_head"}),
-    "uint8": ("uint8", None),
-    "int16x8": ("int16x8", None),
-    "edgetpu": ("edgetpu", None),
+    "float32": ("float32", {}, {}),
+    "float16": ("float16", {}, {}),
+    "dynamic": ("dynamic", {}, {}),
+    "int8": ("int8", {}, {}),
+    "int8 BATCH_MATMUL attention (unfold_batchmatmul=False)": ("int8", {}, {"unfold_batchmatmul": False}),
+    "int8 gelu=sigmoid": ("int8", {"gelu": "sigmoid"}, {}),
+    "int8 attention=per_head": ("int8", {"attention": "per_head"}, {}),
+    "uint8": ("uint8", {}, {}),
+    "int16x8": ("int16x8", {}, {}),
+    "edgetpu": ("edgetpu", {}, {}),
 }
 
 TIMM_CODE = """
@@ -133,9 +132,9 @@ def main(argv=None) -> int:
     from keras_vit.datasets import cifar10_dir
     from keras_vit.preprocessing import Preprocessing
     from keras_vit.atomic import atomic_write
-    from keras_vit.tflite.convert import DEFAULT_FORMULATIONS, export_tflite
-    from keras_vit.tflite.graph import Formulation
+    from keras_vit.tflite.convert import export_tflite
     from keras_vit.tflite.images import read_image_folder
+    from keras_vit.tflite.modes import MODES
 
     pixels, _, _ = read_image_folder(cifar10_dir("train"), 224, limit=32, seed=7)
     images = Preprocessing(image_size=224).normalize(pixels)
@@ -144,12 +143,13 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         files = {}
         for name in args.only or list(OURS):
-            mode, overrides = OURS[name]
-            formulation = DEFAULT_FORMULATIONS[mode] if overrides is None else Formulation(**overrides)
+            mode_name, formulation_changes, converter_changes = OURS[name]
+            base = MODES[mode_name]
+            variant = dataclasses.replace(base, formulation=dataclasses.replace(base.formulation, **formulation_changes),
+                                          converter=dataclasses.replace(base.converter, **converter_changes))
             path = os.path.join(tmp, f"ours_{len(files)}.tflite")
             start = time.time()
-            export_tflite(model, path, mode=mode, calibration=images, calibration_size=len(images),
-                          formulation=formulation)
+            export_tflite(model, path, mode=variant, calibration=images, calibration_size=len(images))
             print(f"exported ours {name} in {time.time() - start:.0f} s", flush=True)
             files[f"keras_vit {name}"] = path
         if not args.skip_references:

@@ -86,13 +86,16 @@ class _AfterKerasImport:
 
             def exec_module(module):
                 run(module)
-                _register_layers()
+                try:
+                    _register_layers()
+                except ImportError:  # Keras was first imported by one of our own layer modules, mid-import
+                    pass
 
             spec.loader.exec_module = exec_module
         return spec
 
 
-if "keras" in sys.modules:  # Keras is paid for already: register now
+if sys.modules.get("keras") is not None:  # Keras is paid for already: register now
     _register_layers()
 elif not any(isinstance(finder, _AfterKerasImport) for finder in sys.meta_path):
     sys.meta_path.insert(0, _AfterKerasImport())

@@ -2,12 +2,15 @@
 
 Each subcommand lives in its own module with ``add_arguments(parser)`` and
 ``run(args) -> int``; this file only names them. ``keras-vit --help`` imports none
-of them (so no TensorFlow); ``keras-vit CMD ...`` imports only CMD's module.
+of them (so no TensorFlow); ``keras-vit CMD ...`` imports only CMD's module. Bad
+input (``FileNotFoundError`` / ``ValueError``) is printed as one ``error:`` line and
+exits 2; ``KERAS_VIT_DEBUG=1`` shows the traceback instead.
 """
 
 import argparse
 import importlib
 import importlib.util
+import os
 import sys
 
 # name: (module, one-line help)
@@ -60,7 +63,13 @@ def main(argv=None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
-    return int(importlib.import_module(args._module).run(args) or 0)
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except (FileNotFoundError, ValueError) as error:  # bad input: one line that says what and how, no traceback
+        if os.environ.get("KERAS_VIT_DEBUG"):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -26,21 +26,6 @@ def add_arguments(parser):
     parser.add_argument("--components", type=int, default=28, help="principal components drawn (default 28)")
 
 
-def _load(spec):
-    import keras_vit
-
-    from keras_vit.weights.hub import is_checkpoint_name, model_from_name
-
-    if spec.endswith(".keras") or os.path.exists(spec):
-        return keras_vit.load_model(spec)
-    if is_checkpoint_name(spec):
-        return model_from_name(spec)
-    model = keras_vit.create_model(spec)
-    print(f"note: {spec!r} is a variant name, so the model has random weights and the pictures show an untrained "
-          f"model. Pass a .keras file (e.g. RUN_DIR/model.keras from keras-vit train) to see a trained one.")
-    return model
-
-
 def _files(paths, limit):
     from keras_vit.tflite.images import scan_image_folder
 
@@ -72,13 +57,14 @@ def run(args) -> int:
     from keras_vit import explain
     from keras_vit.explain.attention import patch_distances
     from keras_vit.explain.canvas import save_figure
+    from keras_vit.serialization import open_model
     from keras_vit.tflite.images import load_image
 
     if args.rows < 1 or args.limit < 1:
         print(f"error: --rows and --limit must be at least 1; received {args.rows} and {args.limit}.", file=sys.stderr)
         return 2
     try:
-        model = _load(args.model)
+        model = open_model(args.model, what="the picture")
         contract = model.preprocessing
         files = _files(args.images, args.limit)
         pixels = np.stack([load_image(f, contract.image_size, contract.channels, contract.interpolation)

@@ -73,6 +73,12 @@ def cifar10_dir(split: str = "test", cache_dir=None):
     try:
         with atomic_path(target, directory=True) as temporary, tarfile.open(archive) as tar:
             tar.extractall(temporary, filter=_inside(split))
+    except tarfile.FilterError as error:  # a member that would land outside the target: nothing is kept
+        raise ValueError(f"Refused to extract {archive!r}: {error}. The archive is damaged or hostile; "
+                         f"replace it with the original download.") from None
+    except (tarfile.TarError, EOFError) as error:  # truncated or not a tar.gz
+        raise ValueError(f"Cannot extract {archive!r} ({type(error).__name__}: {error}); replace it with the "
+                         f"original download.") from None
     except OSError:
         if not os.path.isdir(target):  # else another process finished the same extraction first
             raise

@@ -3,6 +3,8 @@
 import json
 import os
 import warnings
+import zipfile
+import zlib
 
 import keras
 
@@ -28,6 +30,7 @@ def load_model(path, compile: bool = False):
 
     Raises:
         FileNotFoundError: when ``path`` does not exist.
+        ValueError: when it is damaged, truncated or not a ``.keras`` archive (names the file).
 
     Example:
         >>> import keras_vit
@@ -41,7 +44,16 @@ def load_model(path, compile: bool = False):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Model file not found: {path!r}. Pass a .keras file saved by model.save or keras-vit.")
-    model = keras.models.load_model(path, compile=compile)
+    if not zipfile.is_zipfile(path):  # Keras would call it "File not found"
+        raise ValueError(f"{path!r} is not a .keras file: not a zip archive (empty, truncated or another format). "
+                         f"Pass a .keras file saved by model.save or keras-vit.")
+    try:
+        model = keras.models.load_model(path, compile=compile)
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, OSError, EOFError, zipfile.BadZipFile,
+            zlib.error) as error:  # what Keras, zipfile and h5py raise on a damaged file
+        reason = " ".join(str(error).split())[:300]
+        raise ValueError(f"Cannot load {path!r} as a Keras model ({type(error).__name__}: {reason}). The file is "
+                         f"damaged, truncated or not a .keras archive; save or download it again.") from error
     sidecar = os.path.join(os.path.dirname(os.path.abspath(path)), LEGACY_SIDECAR)
     if os.path.isfile(sidecar) and hasattr(model, "set_contract") and "mean" not in _saved_config(path):
         from keras_vit.preprocessing import Preprocessing
@@ -55,10 +67,32 @@ def load_model(path, compile: bool = False):
 
 def _saved_config(path) -> dict:
     """The model's config as stored in a ``.keras`` archive (a zip with ``config.json``)."""
-    import zipfile
-
     try:
         with zipfile.ZipFile(path) as archive:
             return json.loads(archive.read("config.json")).get("config", {})
     except (zipfile.BadZipFile, KeyError, ValueError):
         return {}
+
+
+def open_model(spec: str, what: str = "the output"):
+    """The model a command-line ``MODEL`` names: a ``.keras`` file, a pretrained checkpoint name, or a variant.
+
+    A variant name (``vit_test``, ``Ti/16``) builds random weights, and a note on stdout says so and that
+    ``what`` shows an untrained model.
+
+    Raises:
+        FileNotFoundError: for a ``.keras`` path that does not exist.
+        ValueError: for a name that is neither a checkpoint nor a variant (with the closest names).
+    """
+    from keras_vit.registry import create_model
+    from keras_vit.weights.hub import is_checkpoint_name, model_from_name
+
+    spec = os.fspath(spec)
+    if spec.endswith(".keras") or os.path.exists(spec):
+        return load_model(spec)
+    if is_checkpoint_name(spec):
+        return model_from_name(spec)
+    model = create_model(spec)
+    print(f"note: {spec!r} is a variant name, so the model has random weights and {what} is that of an untrained "
+          f"model. Pass a .keras file (e.g. RUN_DIR/model.keras from keras-vit train) or a checkpoint name.")
+    return model

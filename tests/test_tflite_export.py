@@ -1,8 +1,15 @@
 """End to end: a briefly trained vit_test exported in every mode by the CLI, each file verified.
 
-One subprocess (conversions leak memory) trains vit_test for a few epochs on 1,000 real CIFAR-10
-training images, then runs ``keras-vit export --mode all`` with calibration from the training
-folder and the parity check on 200 held-out test images. The tests below read the files it wrote.
+One subprocess (conversions leak memory) trains vit_test with a tanh pre-logits head (the original
+ViT checkpoints' head, which a second export-only forward pass once turned into GELU) for a few
+epochs on 1,000 real CIFAR-10 training images, then runs ``keras-vit export --mode all`` with
+calibration from the training folder and the parity check on 200 held-out test images against each
+mode's thresholds. The tests below read the files it wrote.
+
+The model pools by the mean of the patch tokens: with [class]-token pooling, this briefly trained
+model's int8 logits miss the 0.25 relative-error limit (0.28, agreement 92%): the int8 final
+LayerNorm of the low-variance [class] token is coarse (benchmarks/RESULTS.md), and the pre-logits
+layer amplifies it. Token pooling is exported by tests/test_tflite_runtime.py.
 """
 
 import json
@@ -31,15 +38,15 @@ import keras_vit
 from keras_vit.preprocessing import Preprocessing
 keras.utils.set_random_seed(0)
 x, y = read_image_folder({cifar10_train_root!r}, per_class=100)
-model = keras_vit.create_model("vit_test")
+model = keras_vit.create_model("vit_test", pooling="gap", representation_size=16, representation_activation="tanh",
+                               class_names={list(CIFAR10_LABELS)!r})
 model.compile(keras.optimizers.Adam(2e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
 model.fit(Preprocessing.for_model(model).normalize(x), y, epochs=4, batch_size=50, verbose=0)
 model.save({model_path!r})
 from keras_vit.cli import main
 code = main(["export", {model_path!r}, {str(out / "vit.tflite")!r}, "--mode", "all",
              "--calibration", {cifar10_train_root!r}, "--calibration-size", "100",
-             "--verify-images", {cifar10_test_root!r}, "--verify-count", "200",
-             "--labels", {",".join(CIFAR10_LABELS)!r}])
+             "--verify-images", {cifar10_test_root!r}, "--verify-count", "200"])
 print("EXIT", code)
 """
     stdout = run_python(code, timeout=900)
@@ -48,11 +55,18 @@ print("EXIT", code)
 
 @pytest.mark.slow
 def test_every_mode_exports_and_passes_its_verifier(exported):
+    from keras_vit.tflite.inspection import inspect_file
+
     out, stdout = exported
     assert "EXIT 0" in stdout, stdout
     assert stdout.count("verdict    OK") == len(MODES), stdout
+    assert stdout.count("[PASS] logits close to Keras") == len(MODES), stdout  # each within its mode's limits
+    assert stdout.count("[PASS] top-1 agrees with Keras") == len(MODES), stdout
     assert "[FAIL]" not in stdout
     for mode in MODES:
+        counts = inspect_file(out / f"vit_{mode}.tflite").op_counts()
+        # The pre-logits tanh survives every mode; GELU is only the blocks' (edgetpu: written with a sigmoid).
+        assert counts["TANH"] == 1 and counts.get("GELU", 0) == (0 if mode == "edgetpu" else 2), (mode, counts)
         assert os.path.getsize(out / f"vit_{mode}.tflite") > 10_000
         contract = json.loads((out / f"vit_{mode}.json").read_text())
         assert contract["mode"] == mode
@@ -60,6 +74,12 @@ def test_every_mode_exports_and_passes_its_verifier(exported):
         assert contract["input"]["shape"] == [1, 32, 32, 3]
     # No temporary file is left behind by the atomic writes.
     assert not [f for f in os.listdir(out) if f.endswith(".partial")]
+    # The labels came from the model (no --labels flag); --mode all draws the accuracy / size / latency trade-off.
+    from PIL import Image
+
+    assert "wrote " + str(out / "vit_tradeoff.png") in stdout
+    with Image.open(out / "vit_tradeoff.png") as picture:
+        assert picture.size[0] > 600 and np.asarray(picture.convert("L")).std() > 5
 
 
 @pytest.mark.slow
@@ -136,3 +156,15 @@ def test_verify_command_prints_the_op_table(exported, capsys):
     printed = capsys.readouterr().out
     assert "UINT8 [1, 32, 32, 3]" in printed and "DELEGATE partition" in printed and "verdict    OK" in printed
     assert "ops left to builtin kernels: " in printed and "SOFTMAX x2" in printed  # no int8 SOFTMAX in XNNPACK
+    assert "Edge TPU" not in printed
+
+
+@pytest.mark.slow
+def test_verify_command_prints_the_edgetpu_report_for_an_edgetpu_file(exported, capsys):
+    from keras_vit.cli import main
+
+    assert main(["verify", str(exported[0] / "vit_edgetpu.tflite")]) == 0
+    printed = capsys.readouterr().out
+    assert "mode edgetpu" in printed and "Edge TPU compiler, predicted" in printed
+    assert "leading ops the Edge TPU can take:" in printed and "edgetpu_compiler -s" in printed
+    assert "verdict    OK" in printed

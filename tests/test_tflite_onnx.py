@@ -1,4 +1,7 @@
-"""ONNX export through tf2onnx, checked with onnxruntime against Keras on real CIFAR-10 images."""
+"""ONNX export through tf2onnx, checked with onnxruntime against Keras on real CIFAR-10 images.
+
+The model has a tanh pre-logits head, which the export must keep (it traces the model's own call).
+"""
 
 import json
 
@@ -13,7 +16,7 @@ def test_onnx_matches_keras_on_real_images(tmp_path, cifar10_sample, cifar10_tes
     code = f"""
 import json, numpy as np, keras, keras_vit
 keras.utils.set_random_seed(1)
-model = keras_vit.create_model("vit_test")
+model = keras_vit.create_model("vit_test", representation_size=16, representation_activation="tanh")
 model.save({str(tmp_path / "m.keras")!r})
 from keras_vit.tflite.onnx_export import export_onnx
 report = export_onnx(model, {str(tmp_path / "m.onnx")!r}, images=np.load({str(tmp_path / "images.npy")!r}))
@@ -34,6 +37,7 @@ print("EXIT", main(["export", {str(tmp_path / "m.keras")!r}, {str(tmp_path / "cl
     graph = onnx.load(str(tmp_path / "m.onnx")).graph
     ops = {node.op_type for node in graph.node}
     assert "Erf" in ops and "Erfc" not in ops  # the exact GELU, in a form ONNX has
+    assert "Tanh" in ops  # the tanh pre-logits head of the original ViT checkpoints
     assert [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim] == [1, 32, 32, 3]
     contract = json.loads((tmp_path / "m.json").read_text())
     assert contract["mode"] == "onnx" and len(contract["labels"]) == 10

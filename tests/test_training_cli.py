@@ -84,11 +84,11 @@ def test_flags_override_config_and_errors_are_clear(tmp_path):
         cli_train.build_config(parser.parse_args(["--set", "hidden_dim"]))
 
 
-def test_unknown_data_and_missing_model_fail_clearly(tmp_path):
-    with pytest.raises(ValueError, match="Unknown data 'nope'"):
-        main(["train", "--model", "vit_test", "--data", "nope", "--output-dir", str(tmp_path)])
-    with pytest.raises(FileNotFoundError, match="Model file not found"):
-        main(["evaluate", str(tmp_path / "missing.keras")])
+def test_unknown_data_and_missing_model_fail_clearly(tmp_path, capsys):
+    assert main(["train", "--model", "vit_test", "--data", "nope", "--output-dir", str(tmp_path)]) == 2
+    assert "error: Unknown data 'nope'" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "missing.keras")]) == 2
+    assert "error: Model file not found" in capsys.readouterr().err
 
 
 def test_augmentation_lives_in_one_augment_and_old_run_folders_still_load():

@@ -69,6 +69,21 @@ def test_finetune_from_a_timm_checkpoint_on_cifar(tmp_path, image_folder):
     assert tuned.preprocessing.mean == IMAGENET[0] and tuned.preprocessing.std == IMAGENET[1]
     assert tuned.preprocessing.interpolation == "bicubic" and tuned.class_names == sorted(CIFAR10_LABELS)
     assert not (output / "preprocessing.json").exists()
+    # Export with no preprocessing or label flags: the contract comes from the model, and calibration normalizes
+    # the folder's images with the ImageNet mean/std (the int8 input scale spans exactly their range).
+    exported = tmp_path / "vit_int8.tflite"
+    run_python("import sys\nfrom keras_vit.cli import main\n"
+               f"sys.exit(main(['export', {str(output / 'model.keras')!r}, {str(exported)!r}, '--mode', 'int8', "
+               f"'--calibration', {str(image_folder / 'train')!r}]))")  # 6 steps: logits too small for int8 parity
+    written = json.loads(exported.with_suffix(".json").read_text())
+    assert written["labels"] == sorted(CIFAR10_LABELS)
+    assert tuple(written["preprocessing"]["mean"]) == IMAGENET[0] and tuple(written["preprocessing"]["std"]) == IMAGENET[1]
+    from keras_vit.tflite.images import read_image_folder
+
+    pixels, _, _ = read_image_folder(image_folder / "train", (32, 32), 3)
+    normalized = tuned.preprocessing.normalize(pixels)
+    span = max(float(normalized.max()), 0.0) - min(float(normalized.min()), 0.0)
+    assert written["input"]["scale"] * 255 == pytest.approx(span, rel=0.02)
     # The encoder started from the checkpoint and was trained; the head started at zero and moved.
     start = keras_vit.create_model("vit_test", num_classes=10)
     load_weights(start, weights, skip_head=True)

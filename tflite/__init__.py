@@ -7,11 +7,13 @@ Modules, one role each:
 * :mod:`keras_vit.tflite.calibration` - representative images for full-integer quantization.
 * :mod:`keras_vit.tflite.contract` - the JSON file that travels beside a model (labels,
   preprocessing, quantization of input and output), written atomically.
-* :mod:`keras_vit.tflite.graph` - the graph that gets traced for export (formulations).
+* :mod:`keras_vit.tflite.graph` - the batch-1 trace of the model's own call that every export converts.
+* :mod:`keras_vit.tflite.parity` - how close an export stays to Keras (one check for TFLite and ONNX).
 * :mod:`keras_vit.tflite.convert` - ``export_tflite``: Keras model -> ``.tflite``.
 * :mod:`keras_vit.tflite.inspection` - what is inside a ``.tflite`` file (ops, dtypes, Flex ops).
 * :mod:`keras_vit.tflite.verify` - ``verify_tflite``: inspection plus parity with Keras.
 * :mod:`keras_vit.tflite.runtime` - ``LiteRTModel``: runs a ``.tflite`` with ai_edge_litert alone.
+* :mod:`keras_vit.tflite.selfcheck` - on a device: XNNPACK against LiteRT's reference kernels.
 * :mod:`keras_vit.tflite.edgetpu` - Coral Edge TPU compatibility report.
 * :mod:`keras_vit.tflite.onnx_export` - ONNX through tf2onnx, checked with onnxruntime.
 

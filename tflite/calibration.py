@@ -20,25 +20,6 @@ import numpy as np
 DEFAULT_COUNT = 300
 
 
-def _as_images(array, preprocessing, where):
-    array = np.asarray(array)
-    expected = tuple(preprocessing.image_size) + (preprocessing.channels,)
-    if array.ndim == 3:
-        array = array[None]
-    if array.ndim != 4 or tuple(array.shape[1:]) != expected:
-        raise ValueError(
-            f"{where} must hold images of shape (N, {', '.join(map(str, expected))}) for this model; "
-            f"received shape {array.shape}."
-        )
-    if array.dtype == np.uint8:
-        return preprocessing.normalize(array)
-    if not np.issubdtype(array.dtype, np.floating):
-        raise ValueError(
-            f"{where} must be uint8 pixels or float32 normalized images; received dtype {array.dtype}."
-        )
-    return array.astype(np.float32)
-
-
 def calibration_images(source, preprocessing, count: int = DEFAULT_COUNT, seed: int = 0) -> np.ndarray:
     """Collects up to ``count`` normalized float32 images ``(N, H, W, C)`` from ``source``.
 
@@ -69,15 +50,15 @@ def calibration_images(source, preprocessing, count: int = DEFAULT_COUNT, seed: 
         pixels, _, _ = read_image_folder(
             source, preprocessing.image_size, preprocessing.channels, limit=count, seed=seed
         )
-        return _as_images(pixels, preprocessing, f"calibration folder {os.fspath(source)!r}")
+        return preprocessing.to_inputs(pixels, f"calibration folder {os.fspath(source)!r}")
     if isinstance(source, np.ndarray):
-        return _as_images(source[:count], preprocessing, "calibration")
+        return preprocessing.to_inputs(source[:count], "calibration")
     collected, total = [], 0
     for item in source:
         if isinstance(item, (tuple, list)) and len(item) == 2:
             item = item[0]
         item = np.asarray(item)
-        batch = _as_images(item, preprocessing, "each calibration item")
+        batch = preprocessing.to_inputs(item, "each calibration item")
         collected.append(batch[: count - total])
         total += len(collected[-1])
         if total >= count:

@@ -39,13 +39,9 @@ def _open(value, threads):
         from keras_vit.tflite.runtime import LiteRTModel
 
         return LiteRTModel(value, num_threads=threads)
-    if value.endswith(".keras"):
-        import keras_vit
+    from keras_vit.serialization import open_model
 
-        return _KerasClassifier(keras_vit.load_model(value))
-    from keras_vit.weights.hub import model_from_name
-
-    return _KerasClassifier(model_from_name(value))
+    return _KerasClassifier(open_model(value, what="the prediction"))
 
 
 def run(args) -> int:

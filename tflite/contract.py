@@ -53,6 +53,13 @@ def check_labels(labels, num_outputs: int, where: str = "labels") -> list:
     return labels
 
 
+def model_labels(model, labels=None) -> list:
+    """``labels`` when given, else the class names the model carries, else ``"0"``, ``"1"``, ... (checked)."""
+    if labels is None:
+        labels = getattr(model, "class_names", None)
+    return check_labels(labels, int(model.output_shape[-1]))
+
+
 def read_contract(path) -> dict:
     """Reads and checks a contract JSON file.
 

@@ -1,9 +1,10 @@
 """``export_tflite``: a Keras ViT -> ``.tflite`` in one of seven modes, plus its JSON contract.
 
-The model is traced with a batch-1 fixed signature (input ``images``, output ``logits``) in the
-export formulation (decomposed LayerNorm; GELU per :mod:`keras_vit.tflite.graph`), written as a
-SavedModel, and converted with ``tf.lite.TFLiteConverter`` using TFLite builtin ops only: an op
-that would need Flex (``SELECT_TF_OPS``) makes the export fail with a message naming it.
+The model is traced through its own call with a batch-1 fixed signature (input ``images``, output
+``logits``) in the mode's :class:`keras_vit.layers.Formulation` (:mod:`keras_vit.tflite.graph`),
+written as a SavedModel, and converted with the mode's converter settings
+(:mod:`keras_vit.tflite.modes`) using TFLite builtin ops only: an op that would need Flex
+(``SELECT_TF_OPS``) makes the export fail with a message naming it.
 
 Example:
     >>> import keras_vit
@@ -14,64 +15,36 @@ Example:
     10
 """
 
+import dataclasses
 import os
 import re
 import tempfile
 import time
 
-from keras_vit.tflite.graph import Formulation
 from keras_vit.tflite.modes import get_mode
-
-# The graph each mode traces by default (see graph.py and benchmarks/RESULTS.md).
-DEFAULT_FORMULATIONS = {
-    "float32": Formulation(attention="sliced"),  # every op in one XNNPACK partition
-    "float16": Formulation(attention="sliced"),
-    "dynamic": Formulation(attention="sliced"),
-    # The sigmoid-form GELU cuts XNNPACK partitions (50 -> 38 on Ti/16) but adds elementwise int8 ops;
-    # measured slower (104 vs 78 ms p50), so int8 keeps the builtin GELU (a lookup table).
-    # Attention's activation x activation BATCH_MATMULs unfolded into one FULLY_CONNECTED per head:
-    # LiteRT has no fast int8 BATCH_MATMUL kernel on x86 (2.3-2.8 ms per 3-head product on ViT-Ti/16, 24 of
-    # them); three per-head int8 FULLY_CONNECTED take ~0.3 ms. Full-int8 ViT-Ti/16 80 -> 39 ms p50
-    # (benchmarks/RESULTS.md, benchmarks/tflite_op_profile.py).
-    "int8": Formulation(attention="sliced", unfold_batchmatmul=True),
-    "uint8": Formulation(attention="sliced", unfold_batchmatmul=True),
-    "int16x8": Formulation(attention="sliced", layer_norm="newton"),  # agreement 96.8% -> 99.3%
-    "edgetpu": Formulation(attention="per_head", gelu="sigmoid", patch_embedding="conv"),
-}
 
 
 class ExportError(RuntimeError):
     """The converter could not produce a builtin-only model (names the offending ops)."""
 
 
-def _converter(saved_model_dir, mode, images, per_channel, unfold_batchmatmul=False):
+def _converter(saved_model_dir, mode, images):
+    """``tf.lite.TFLiteConverter`` configured from ``mode.converter`` (names -> ``tf.lite`` values)."""
     import tensorflow as tf
 
     from keras_vit.tflite.calibration import representative_dataset
 
+    settings = mode.converter
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     converter.experimental_enable_resource_variables = False
-    converter.unfold_batchmatmul = bool(unfold_batchmatmul)
-    if mode.name == "float16":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
-    elif mode.name == "dynamic":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif mode.needs_calibration:
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.optimizations = [getattr(tf.lite.Optimize, name) for name in settings.optimizations]
+    converter.target_spec.supported_ops = [getattr(tf.lite.OpsSet, name) for name in settings.supported_ops]
+    converter.target_spec.supported_types = [tf.as_dtype(name) for name in settings.supported_types]
+    converter.inference_input_type = converter.inference_output_type = tf.as_dtype(mode.io_dtype)
+    converter.unfold_batchmatmul = settings.unfold_batchmatmul
+    converter._experimental_disable_per_channel = not settings.per_channel
+    if images is not None:
         converter.representative_dataset = representative_dataset(images, f"calibrating {mode.name}")
-        if mode.name == "int16x8":
-            converter.target_spec.supported_ops = [
-                tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
-            ]
-        else:
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            io_type = {"int8": tf.int8, "uint8": tf.uint8}[mode.io_dtype]
-            converter.inference_input_type = io_type
-            converter.inference_output_type = io_type
-        if not per_channel:
-            converter._experimental_disable_per_channel = True
     return converter
 
 
@@ -91,22 +64,22 @@ def _convert(converter) -> bytes:
 
 
 def export_tflite(model, output_path, mode: str = "int8", calibration=None, preprocessing=None, labels=None, *,
-                  calibration_size: int = 300, formulation=None, per_channel: bool = True) -> dict:
+                  calibration_size: int = 300, formulation=None, per_channel=None) -> dict:
     """Converts ``model`` to ``output_path`` (.tflite) and writes ``<stem>.json`` beside it.
 
     Args:
         model: a ``keras_vit.VisionTransformer`` (or a functional model built from its layers).
         output_path: where the ``.tflite`` goes; the contract goes to the same stem with ``.json``.
         mode: ``"float32"``, ``"float16"``, ``"dynamic"``, ``"int8"``, ``"uint8"``, ``"int16x8"`` or
-            ``"edgetpu"`` (see :mod:`keras_vit.tflite.modes`).
+            ``"edgetpu"``, or a :class:`keras_vit.tflite.modes.Mode` (see that module).
         calibration: representative images for the full-integer modes: a normalized float32 or uint8
             array ``(N, H, W, C)``, an iterable of arrays, or an image folder path.
         preprocessing: the input contract (``keras_vit.preprocessing.Preprocessing`` or its dict);
             default ``Preprocessing.for_model(model)``.
-        labels: class names in output order (default ``"0"``, ``"1"``, ...).
+        labels: class names in output order (default: the model's ``class_names``, else ``"0"``, ``"1"``, ...).
         calibration_size: at most this many calibration images are used.
-        formulation: a :class:`keras_vit.tflite.graph.Formulation`; default per mode.
-        per_channel: per-channel weight scales (default) or per-tensor.
+        formulation: a :class:`keras_vit.layers.Formulation`; default ``mode.formulation``.
+        per_channel: per-channel (True) or per-tensor (False) weight scales; default the mode's.
 
     Returns:
         ``{"path", "contract_path", "mode", "size_bytes", "ops", "seconds", "calibration_images"}``.
@@ -120,7 +93,7 @@ def export_tflite(model, output_path, mode: str = "int8", calibration=None, prep
     from keras_vit.preprocessing import Preprocessing
     from keras_vit.tflite.calibration import calibration_images
     from keras_vit.atomic import atomic_write
-    from keras_vit.tflite.contract import check_labels, tensor_entry, write_contract
+    from keras_vit.tflite.contract import model_labels, tensor_entry, write_contract
     from keras_vit.tflite.inspection import inspect_bytes
 
     mode = get_mode(mode)
@@ -137,16 +110,19 @@ def export_tflite(model, output_path, mode: str = "int8", calibration=None, prep
             f"takes {expected}; pass Preprocessing.for_model(model)."
         )
     num_outputs = int(model.output_shape[-1])
-    labels = check_labels(labels, num_outputs)
+    labels = model_labels(model, labels)
     images = calibration_images(calibration, preprocessing, calibration_size) if mode.needs_calibration else None
-    formulation = formulation or DEFAULT_FORMULATIONS[mode.name]
+    if formulation is not None:
+        mode = dataclasses.replace(mode, formulation=formulation)
+    if per_channel is not None:
+        mode = dataclasses.replace(mode, converter=dataclasses.replace(mode.converter, per_channel=per_channel))
 
     start = time.perf_counter()
     from keras_vit.tflite.graph import write_saved_model
 
     with tempfile.TemporaryDirectory(prefix="keras_vit_export_") as saved_model_dir:
-        write_saved_model(model, saved_model_dir, formulation)
-        data = _convert(_converter(saved_model_dir, mode, images, per_channel, formulation.unfold_batchmatmul))
+        write_saved_model(model, saved_model_dir, mode.formulation)
+        data = _convert(_converter(saved_model_dir, mode, images))
     info = inspect_bytes(data, output_path)
     if info.flex_ops() or info.custom_ops():
         raise ExportError(f"The converted model contains non-builtin ops {info.flex_ops() + info.custom_ops()}.")
@@ -158,8 +134,9 @@ def export_tflite(model, output_path, mode: str = "int8", calibration=None, prep
     contract = write_contract(
         output_path, mode.name, preprocessing.to_dict(), labels,
         tensor_entry(input_detail, "images"), tensor_entry(output_detail, "logits"),
-        extra={"model": getattr(model, "name", None), "formulation": vars(formulation).copy(),
-               "per_channel": per_channel, "calibration_images": 0 if images is None else len(images)},
+        extra={"model": getattr(model, "name", None), "formulation": dataclasses.asdict(mode.formulation),
+               "converter": dataclasses.asdict(mode.converter),
+               "calibration_images": 0 if images is None else len(images)},
     )
     return {
         "path": output_path,

@@ -61,7 +61,7 @@ def load_image(path, image_size, channels: int = 3, interpolation: str = "biline
             if image.size != (width, height):
                 image = image.resize((width, height), resample)
             pixels = np.asarray(image, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise ValueError(
             f"Cannot read image {path!r}: {error}. The file is corrupt or not an image; "
             f"pass a JPEG, PNG or BMP file."

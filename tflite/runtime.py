@@ -45,7 +45,15 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def ops_outside_delegate(interpreter) -> dict:
+def _ops_details(interpreter, path="the model") -> list:
+    """The interpreter's node list; a damaged tensor name (not UTF-8) becomes a ValueError naming ``path``."""
+    try:
+        return interpreter._get_ops_details()
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path!r} has a damaged tensor name ({error}); re-export it with `keras-vit export`.") from None
+
+
+def ops_outside_delegate(interpreter, path="the model") -> dict:
     """Counts, by op name, of a loaded interpreter's ops that XNNPACK left to LiteRT's builtin kernels.
 
     The op profile that explains a slow integer graph: every such op splits the graph into one more
@@ -60,7 +68,7 @@ def ops_outside_delegate(interpreter) -> dict:
         >>> ops_outside_delegate(interpreter)   # doctest: +SKIP
         {'RSQRT': 5, 'SOFTMAX': 2}
     """
-    ops = interpreter._get_ops_details()
+    ops = _ops_details(interpreter, path)
     delegates = [op for op in ops if op["op_name"] == "DELEGATE"]
     originals = {op["index"]: op for op in ops if op["op_name"] != "DELEGATE"}
     delegate_outputs = {int(t) for op in delegates for t in op["outputs"]}
@@ -132,13 +140,13 @@ class LiteRTModel:
         try:
             self.interpreter = Interpreter(model_content=data, num_threads=num_threads)
             self.interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as error:
+            self.input = self.interpreter.get_input_details()[0]
+            self.output = self.interpreter.get_output_details()[0]
+        except (ValueError, RuntimeError, IndexError) as error:  # a damaged tensor name fails to decode here
             raise ValueError(
                 f"LiteRT cannot load {self.path!r}: {error}. The file is corrupt or uses ops this runtime lacks "
                 f"(Flex ops need TensorFlow); re-export it with `keras-vit export`."
             ) from error
-        self.input = self.interpreter.get_input_details()[0]
-        self.output = self.interpreter.get_output_details()[0]
         num_outputs = int(self.output["shape"][-1])
         contract = contract or contract_path(self.path)
         self.contract = None
@@ -151,7 +159,16 @@ class LiteRTModel:
                     f"(sha256 mismatch). Copy the .tflite and .json from the same export."
                 )
             self.labels = check_labels(self.contract["labels"], num_outputs, where=f"labels in {contract!r}")
-            self.preprocessing = Preprocessing.from_dict(self.contract["preprocessing"])
+            try:
+                self.preprocessing = Preprocessing.from_dict(self.contract["preprocessing"])
+            except (TypeError, ValueError, OverflowError) as error:
+                raise ValueError(f"Model contract {contract!r} has an invalid \"preprocessing\" field: {error} "
+                                 f"Re-export the model.") from None
+            p = self.preprocessing
+            if (*p.image_size, p.channels) != tuple(int(s) for s in self.input["shape"][1:]):
+                raise ValueError(f"Model contract {contract!r} describes {p.image_size} x {p.channels} inputs but "
+                                 f"{self.path!r} takes {list(self.input['shape'])}. Copy the .tflite and .json "
+                                 f"from the same export.")
         else:
             self.labels = check_labels(None, num_outputs)
             height, width, channels = (int(s) for s in self.input["shape"][1:])
@@ -164,7 +181,7 @@ class LiteRTModel:
 
     def delegate_partitions(self) -> int:
         """How many DELEGATE nodes (XNNPACK partitions) the interpreter built."""
-        return sum(op["op_name"] == "DELEGATE" for op in self.interpreter._get_ops_details())
+        return sum(op["op_name"] == "DELEGATE" for op in _ops_details(self.interpreter, self.path))
 
     def ops_outside_delegate(self) -> dict:
         """Counts, by op name, of the ops XNNPACK left to LiteRT's builtin kernels (see :func:`ops_outside_delegate`).
@@ -173,12 +190,15 @@ class LiteRTModel:
             >>> LiteRTModel("vit_float32.tflite").ops_outside_delegate()   # doctest: +SKIP
             {}
         """
-        return ops_outside_delegate(self.interpreter)
+        return ops_outside_delegate(self.interpreter, self.path)
 
     def _run_one(self, image: np.ndarray) -> np.ndarray:
         scale, zero_point = self.input["quantization"]
         self.interpreter.set_tensor(self.input["index"], quantize(image[None], self.input["dtype"], scale, zero_point))
-        self.interpreter.invoke()
+        try:
+            self.interpreter.invoke()
+        except RuntimeError as error:
+            raise ValueError(f"LiteRT failed to run {self.path!r}: {error}. Re-export the model.") from error
         out = self.interpreter.get_tensor(self.output["index"])
         return dequantize(out, *self.output["quantization"])[0]
 

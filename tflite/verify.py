@@ -10,7 +10,9 @@ Checks, each a row of the report table:
   against the mode's thresholds (:mod:`keras_vit.tflite.modes`); with true labels, accuracy of both.
 
 The number of XNNPACK ``DELEGATE`` partitions is reported (one is ideal: every op in XNNPACK), with
-the ops XNNPACK left to LiteRT's builtin kernels (the reason for each extra partition).
+the ops XNNPACK left to LiteRT's builtin kernels (the reason for each extra partition). A mode made
+for a downstream compiler (``edgetpu``) adds that compiler's predicted op placement
+(:mod:`keras_vit.tflite.edgetpu`).
 
 Example:
     >>> report = verify_tflite("vit_int8.tflite", model=keras_model, images=pixels)   # doctest: +SKIP
@@ -20,10 +22,9 @@ Example:
 import dataclasses
 import os
 
-import numpy as np
-
 from keras_vit.tflite.inspection import inspect_file
 from keras_vit.tflite.modes import MODES, get_mode
+from keras_vit.tflite.parity import compare
 
 
 @dataclasses.dataclass
@@ -48,6 +49,7 @@ class VerifyReport:
     checks: list
     metrics: dict
     outside_delegate: dict = dataclasses.field(default_factory=dict)
+    target_report: str = ""  # the mode's downstream compiler (Edge TPU): its predicted placement
 
     @property
     def ok(self) -> bool:
@@ -67,6 +69,8 @@ class VerifyReport:
             "ops        " + ", ".join(f"{name} x{count} (v{self.op_versions[name]})"
                                       for name, count in sorted(self.op_counts.items())),
         ]
+        for i, line in enumerate(self.target_report.splitlines()):
+            lines.append(f"{'target' if i == 0 else '':<10} {line}")
         for key, value in self.metrics.items():
             lines.append(f"{key:<10} {value:.6g}" if isinstance(value, float) else f"{key:<10} {value}")
         width = max(len(check.name) for check in self.checks) if self.checks else 0
@@ -99,28 +103,26 @@ def _images(images, preprocessing):
         from keras_vit.tflite.images import read_image_folder
 
         images, _, _ = read_image_folder(images, preprocessing.image_size, preprocessing.channels, limit=200)
-    images = np.asarray(images)
-    return preprocessing.normalize(images) if images.dtype == np.uint8 else images.astype(np.float32)
+    return preprocessing.to_inputs(images, "verification images")
 
 
-def _compare(runtime, model, images, labels, mode, checks, metrics):
-    expected = np.asarray(model.predict(images, batch_size=64, verbose=0), np.float32)
-    actual = runtime.predict(images)
-    error = np.abs(actual - expected)
-    scale = float(np.abs(expected).max()) or 1.0
-    agreement = float(np.mean(actual.argmax(-1) == expected.argmax(-1)))
-    metrics.update({"images": len(images), "max_abs_error": float(error.max()),
-                    "mean_abs_error": float(error.mean()), "relative_error": float(error.max()) / scale,
-                    "top1_agreement": agreement})
-    checks.append(Check("logits close to Keras", metrics["relative_error"] <= mode.max_relative_error,
-                        f"max |tflite - keras| = {error.max():.3g} = {metrics['relative_error']:.3g} of max|logit| "
-                        f"(limit {mode.max_relative_error:g})"))
-    checks.append(Check("top-1 agrees with Keras", agreement >= mode.min_top1_agreement,
-                        f"{agreement:.1%} of {len(images)} images (limit {mode.min_top1_agreement:.0%})"))
-    if labels is not None:
-        labels = np.asarray(labels)
-        metrics["keras_top1"] = float(np.mean(expected.argmax(-1) == labels))
-        metrics["tflite_top1"] = float(np.mean(actual.argmax(-1) == labels))
+def _edgetpu_report(path) -> str:
+    from keras_vit.tflite.edgetpu import edgetpu_report, format_report
+
+    return "Edge TPU compiler, predicted from its published op table:\n" + format_report(edgetpu_report(path))
+
+
+TARGET_REPORTS = {"edgetpu": _edgetpu_report}  # Mode.target -> the report printed with the checks
+
+
+def _parity_checks(metrics, mode):
+    return [
+        Check("logits close to Keras", metrics["relative_error"] <= mode.max_relative_error,
+              f"max |tflite - keras| = {metrics['max_abs_error']:.3g} = {metrics['relative_error']:.3g} of max|logit| "
+              f"(limit {mode.max_relative_error:g})"),
+        Check("top-1 agrees with Keras", metrics["top1_agreement"] >= mode.min_top1_agreement,
+              f"{metrics['top1_agreement']:.1%} of {metrics['images']} images (limit {mode.min_top1_agreement:.0%})"),
+    ]
 
 
 def verify_tflite(path, model=None, images=None, labels=None, *, mode=None, num_threads: int = 2) -> VerifyReport:
@@ -166,10 +168,12 @@ def verify_tflite(path, model=None, images=None, labels=None, *, mode=None, num_
     metrics = {}
     normalized = _images(images, runtime.preprocessing)
     if model is not None and normalized is not None:
-        _compare(runtime, model, normalized, labels, mode, checks, metrics)
+        metrics = compare(model, runtime.predict, normalized, labels)
+        checks += _parity_checks(metrics, mode)
+    target_report = TARGET_REPORTS[mode.target](path) if mode.target else ""
     return VerifyReport(os.fspath(path), mode.name, info.size_bytes, dict(info.op_counts()), info.op_versions(),
                         tuple(info.inputs[0]), tuple(info.outputs[0]), runtime.delegate_partitions(), checks, metrics,
-                        runtime.ops_outside_delegate())
+                        runtime.ops_outside_delegate(), target_report)
 
 
 __all__ = ["MODES", "VerifyReport", "verify_tflite"]

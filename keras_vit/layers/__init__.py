@@ -1,28 +1,37 @@
-"""The ViT building blocks, one per module."""
+"""The ViT building blocks, one per module.
 
-from keras_vit.layers.activation import gelu
-from keras_vit.layers.attention import MultiHeadSelfAttention
-from keras_vit.layers.drop_path import DropPath
-from keras_vit.layers.formulation import current_formulation, export_formulation
-from keras_vit.layers.head import ClassificationHead
-from keras_vit.layers.mlp import Mlp
-from keras_vit.layers.normalization import LayerNorm
-from keras_vit.layers.patch_encoder import PatchEncoder
-from keras_vit.layers.patches import Patches
-from keras_vit.layers.position_embedding import sincos_2d
-from keras_vit.layers.transformer_block import TransformerBlock
+:mod:`keras_vit.layers.formulation` is plain Python: the export modes and the command line read it
+without loading Keras. Each layer is imported on first use (``keras_vit.model`` imports them all,
+which registers them for ``keras.models.load_model``).
+"""
 
-__all__ = [
-    "ClassificationHead",
-    "DropPath",
-    "LayerNorm",
-    "Mlp",
-    "MultiHeadSelfAttention",
-    "PatchEncoder",
-    "Patches",
-    "TransformerBlock",
-    "current_formulation",
-    "export_formulation",
-    "gelu",
-    "sincos_2d",
-]
+import importlib
+
+from keras_vit.layers.formulation import Formulation, current_formulation, export_formulation
+
+_MODULES = {
+    "ClassificationHead": "head",
+    "DropPath": "drop_path",
+    "LayerNorm": "normalization",
+    "Mlp": "mlp",
+    "MultiHeadSelfAttention": "attention",
+    "PatchEncoder": "patch_encoder",
+    "Patches": "patches",
+    "TransformerBlock": "transformer_block",
+    "gelu": "activation",
+    "sincos_2d": "position_embedding",
+}
+
+__all__ = sorted(_MODULES) + ["Formulation", "current_formulation", "export_formulation"]
+
+
+def __getattr__(name):
+    if name not in _MODULES:
+        raise AttributeError(f"module 'keras_vit.layers' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"keras_vit.layers.{_MODULES[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

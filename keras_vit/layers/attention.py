@@ -3,7 +3,21 @@
 import keras
 from keras import ops
 
+from keras_vit.layers.formulation import current_formulation
 from keras_vit.serialization import register
+
+
+def _matmul_transposed(a, b):
+    """``a @ swapaxes(b, -1, -2)``; on TensorFlow as ``matmul(transpose_b=True)``, not a TRANSPOSE op.
+
+    The TFLite converter then writes each head of ``q k^T`` as one FULLY_CONNECTED with ``k`` as
+    its weights when it unfolds BATCH_MATMUL (int8 modes); a TRANSPOSE op would stay, one per head.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.linalg.matmul(a, b, transpose_b=True)
+    return ops.matmul(a, ops.swapaxes(b, -1, -2))
 
 
 @register
@@ -14,6 +28,13 @@ class MultiHeadSelfAttention(keras.layers.Layer):
     (timm's layout; one matrix multiply instead of three), the output from a
     ``Dense(D)`` named ``proj``. The softmax is computed in float32 under mixed
     precision.
+
+    The formulation's ``attention`` picks how the products are traced:
+    ``"batch_matmul"`` (q / k / v cut from the 3-D ``qkv`` tensor, all heads in one
+    batched matmul) or ``"per_head"`` (batch 1 only: each head's ``q k^T`` and
+    ``softmax v`` as 2-D matmuls; the TFLite converter writes ``q k^T`` as a
+    ``FULLY_CONNECTED`` with ``k`` as its weights and ``softmax v`` as a 2-D
+    ``BATCH_MATMUL``: no tensor above 3-D, for the Edge TPU compiler).
 
     Args:
         num_heads: number of attention heads; must divide the token width D.
@@ -53,23 +74,52 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         self.proj.build(input_shape)
 
     def call(self, tokens, training=False, return_attention_scores=False):
-        num_tokens, dim = tokens.shape[1], tokens.shape[2]
         qkv = self.qkv(tokens)
+        if current_formulation().attention == "per_head":
+            attended, weights = self._per_head(qkv, training, return_attention_scores)
+        else:
+            attended, weights = self._batched(qkv, training)
+        outputs = self.proj(attended)
+        return (outputs, weights) if return_attention_scores else outputs
+
+    def _softmax(self, scores, dtype):
+        return ops.cast(ops.softmax(ops.cast(scores, "float32"), axis=-1), dtype)
+
+    def _batched(self, qkv, training):
+        num_tokens, dim = qkv.shape[1], qkv.shape[2] // 3
 
         def heads(x):  # (B, N, D) -> (B, heads, N, head_dim)
             return ops.transpose(ops.reshape(x, (-1, num_tokens, self.num_heads, self.head_dim)), (0, 2, 1, 3))
 
-        # q, k, v are cut from the 3-D qkv tensor on its last axis: a 5-D reshape-and-index form is the
-        # same function but leaves STRIDED_SLICEs that XNNPACK will not take (14 partitions instead of 1).
+        # Slices of the 3-D qkv tensor: a 5-D reshape-and-index form is the same function but leaves
+        # STRIDED_SLICEs that XNNPACK does not take (benchmarks/RESULTS.md).
         query = heads(qkv[..., :dim]) * ops.cast(self.head_dim**-0.5, qkv.dtype)
         key = heads(qkv[..., dim : 2 * dim])
         value = heads(qkv[..., 2 * dim :])
-        scores = ops.matmul(query, ops.transpose(key, (0, 1, 3, 2)))
-        weights = ops.cast(ops.softmax(ops.cast(scores, "float32"), axis=-1), value.dtype)
+        weights = self._softmax(_matmul_transposed(query, key), value.dtype)
         attended = ops.matmul(self.dropout(weights, training=training), value)
-        attended = ops.reshape(ops.transpose(attended, (0, 2, 1, 3)), (-1, num_tokens, dim))
-        outputs = self.proj(attended)
-        return (outputs, weights) if return_attention_scores else outputs
+        return ops.reshape(ops.transpose(attended, (0, 2, 1, 3)), (-1, num_tokens, dim)), weights
+
+    def _per_head(self, qkv, training, return_attention_scores):
+        batch, num_tokens, dim = qkv.shape[0], qkv.shape[1], qkv.shape[2] // 3
+        if batch != 1:
+            raise ValueError(
+                f"attention='per_head' traces one image (batch 1, as an edge export does); received "
+                f"qkv of shape {tuple(qkv.shape)}. Call the model on x[i:i + 1] or use attention='batch_matmul'."
+            )
+        qkv = ops.reshape(qkv, (num_tokens, 3 * dim))
+        scale = ops.cast(self.head_dim**-0.5, qkv.dtype)
+        outputs, all_weights = [], []
+        for h in range(self.num_heads):
+            start = h * self.head_dim
+            query = qkv[:, start : start + self.head_dim] * scale
+            key = qkv[:, dim + start : dim + start + self.head_dim]
+            value = qkv[:, 2 * dim + start : 2 * dim + start + self.head_dim]
+            weights = self._softmax(_matmul_transposed(query, key), value.dtype)  # (N, N)
+            outputs.append(ops.matmul(self.dropout(weights, training=training), value))  # (N, head_dim)
+            all_weights.append(weights)
+        attended = ops.reshape(ops.concatenate(outputs, axis=-1), (1, num_tokens, dim))
+        return attended, ops.stack(all_weights)[None] if return_attention_scores else None
 
     def compute_output_shape(self, input_shape):
         return input_shape

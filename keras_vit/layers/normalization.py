@@ -12,9 +12,11 @@ class LayerNorm(keras.layers.Layer):
     """Layer normalization over the last axis, computed in float32.
 
     Numerically the same as ``keras.layers.LayerNormalization(epsilon=...)``.
-    Under ``export_formulation()`` it is traced as
-    ``d = x - mean(x); d * rsqrt(mean(d * d) + eps) * gamma + beta``, which
-    TFLite quantizes to integer ops (the fused form leaves a float ``NEG``).
+    The formulation's ``layer_norm`` picks the form: ``"fused"``
+    (``keras.ops.layer_normalization``, training), ``"decomposed"``
+    (``d = x - mean(x); d * rsqrt(mean(d * d) + eps) * gamma + beta``, which TFLite
+    quantizes to integer ops; the fused form leaves a float ``NEG``) or ``"newton"``
+    (decomposed, with one Newton step ``y (1.5 - 0.5 v y^2)`` on ``y = rsqrt(v)``).
     Under mixed precision the statistics are still computed in float32.
 
     Args:
@@ -43,13 +45,17 @@ class LayerNorm(keras.layers.Layer):
         x = ops.cast(inputs, "float32")
         gamma = ops.cast(self.gamma, "float32")
         beta = ops.cast(self.beta, "float32")
-        if current_formulation()["layer_norm"] == "fused":
-            y = ops.layer_normalization(x, gamma, beta, axis=-1, epsilon=self.epsilon)
-        else:
-            d = x - ops.mean(x, axis=-1, keepdims=True)
-            variance = ops.mean(d * d, axis=-1, keepdims=True)
-            y = d * ops.rsqrt(variance + self.epsilon) * gamma + beta
-        return ops.cast(y, self.compute_dtype)
+        form = current_formulation().layer_norm
+        if form == "fused":
+            return ops.cast(ops.layer_normalization(x, gamma, beta, axis=-1, epsilon=self.epsilon), self.compute_dtype)
+        d = x - ops.mean(x, axis=-1, keepdims=True)
+        variance = ops.mean(d * d, axis=-1, keepdims=True) + self.epsilon
+        inverse = ops.rsqrt(variance)
+        if form == "newton":
+            # TFLite's quantized RSQRT is a lookup table, coarse for small variances; the Newton step
+            # works on v * y^2 ~ 1, a range integer MULs hold well (benchmarks/RESULTS.md, int16x8).
+            inverse = inverse * (1.5 - 0.5 * (variance * (inverse * inverse)))
+        return ops.cast(d * inverse * gamma + beta, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape

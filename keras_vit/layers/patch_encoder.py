@@ -5,6 +5,7 @@ import math
 import keras
 from keras import ops
 
+from keras_vit.layers.formulation import current_formulation
 from keras_vit.layers.position_embedding import sincos_2d
 from keras_vit.serialization import register
 
@@ -18,7 +19,9 @@ class PatchEncoder(keras.layers.Layer):
     Implements Eq. 1 of the paper: ``z0 = [x_class; x_p^1 E; ...; x_p^N E] + E_pos``.
     ``E`` is a ``Dense`` layer on the output of :class:`Patches`; with the same
     weights reshaped to ``(P, P, C, D)`` it equals a ``Conv2D`` with kernel and
-    stride ``P`` (``tests/test_layers.py`` checks it).
+    stride ``P`` (``tests/test_layers.py`` checks it). Under the formulation
+    ``patch_embedding="conv"`` it is traced so: it receives the images themselves
+    (``Patches`` passes them through) and projects them with that convolution.
 
     Args:
         hidden_dim: D, the width of every token.
@@ -97,11 +100,35 @@ class PatchEncoder(keras.layers.Layer):
             )
 
     def call(self, patches):
-        tokens = self.projection(patches)
+        if current_formulation().patch_embedding == "conv":
+            tokens = self._convolve(patches)
+        else:
+            tokens = self.projection(patches)
         class_token = ops.cast(self.class_token, tokens.dtype)
         class_tokens = ops.tile(class_token, (ops.shape(tokens)[0], 1, 1))
         tokens = ops.concatenate([class_tokens, tokens], axis=1)
         return tokens + ops.cast(self.position_embeddings, tokens.dtype)
+
+    def _convolve(self, images):
+        """``(B, H, W, C)`` images -> ``(B, N, D)``: the projection as one stride-P convolution."""
+        num_patches = self.position_embeddings.shape[1] - 1
+        if len(images.shape) != 4:
+            raise ValueError(
+                f"patch_embedding='conv' feeds PatchEncoder the images (batch, height, width, channels) "
+                f"through Patches; received shape {tuple(images.shape)}."
+            )
+        grid_h, grid_w = self._grid(num_patches)
+        p, channels = images.shape[1] // grid_h, images.shape[3]
+        kernel = self.projection.kernel
+        if p * p * channels != kernel.shape[0]:
+            raise ValueError(
+                f"{tuple(images.shape[1:])} images in a {grid_h}x{grid_w} grid give {p}x{p}x{channels} patches; "
+                f"the projection takes {kernel.shape[0]} values per patch."
+            )
+        kernel = ops.reshape(ops.cast(kernel, self.compute_dtype), (p, p, channels, self.hidden_dim))
+        tokens = ops.conv(ops.cast(images, self.compute_dtype), kernel, strides=p, padding="valid")
+        tokens = tokens + ops.cast(self.projection.bias, tokens.dtype)
+        return ops.reshape(tokens, (-1, num_patches, self.hidden_dim))
 
     def compute_output_shape(self, input_shape):
         num_tokens = None if input_shape[1] is None else input_shape[1] + 1

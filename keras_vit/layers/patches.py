@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_vit.layers.formulation import current_formulation
 from keras_vit.serialization import register
 
 
@@ -14,6 +15,10 @@ class Patches(keras.layers.Layer):
     patch is flattened as (row in patch, column in patch, channel), which is the
     order of a ``Conv2D`` kernel's ``(P, P, C, D)`` layout, so a strided
     convolution and ``Dense`` on these patches are the same linear map.
+
+    Under the formulation ``patch_embedding="conv"`` the images pass through
+    unchanged: :class:`PatchEncoder` then cuts and projects them in one strided
+    convolution (no 6-D reshape in the traced graph).
 
     Args:
         patch_size: P, the side of a square patch in pixels.
@@ -63,6 +68,8 @@ class Patches(keras.layers.Layer):
 
     def call(self, images):
         grid_h, grid_w, channels = self._check(tuple(images.shape))
+        if current_formulation().patch_embedding == "conv":
+            return images
         p = self.patch_size
         x = ops.reshape(images, (-1, grid_h, p, grid_w, p, channels))
         x = ops.transpose(x, (0, 1, 3, 2, 4, 5))

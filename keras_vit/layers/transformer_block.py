@@ -66,7 +66,9 @@ class TransformerBlock(keras.layers.Layer):
             layer.build(input_shape)
 
     def call(self, tokens, training=False, return_attention_scores=False):
-        attended, weights = self.attention(self.norm1(tokens), training=training, return_attention_scores=True)
+        attended = self.attention(self.norm1(tokens), training=training, return_attention_scores=return_attention_scores)
+        if return_attention_scores:
+            attended, weights = attended
         tokens = tokens + self.drop_path(self.dropout(attended, training=training), training=training)
         tokens = tokens + self.drop_path(self.mlp(self.norm2(tokens), training=training), training=training)
         return (tokens, weights) if return_attention_scores else tokens

@@ -15,6 +15,7 @@ import json
 import os
 import pickle
 import struct
+import tokenize
 import zipfile
 import zlib
 
@@ -46,7 +47,7 @@ def detect_format(path: str) -> str:
         try:
             with zipfile.ZipFile(path) as archive:
                 names = archive.namelist()
-        except (zipfile.BadZipFile, OSError) as error:
+        except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as error:  # non-UTF-8 name, bad version
             raise CorruptCheckpointError(f"{path!r} is a damaged zip archive ({error}); re-download it.") from None
         if names and all(name.endswith(".npy") for name in names):
             return "npz"
@@ -78,7 +79,8 @@ def read_npz(path: str) -> dict:
                 f"Save plain numeric arrays (np.savez) instead."
             ) from None
         raise CorruptCheckpointError(f"{path!r} is not a readable .npz ({error}).") from None
-    except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as error:
+    except (zipfile.BadZipFile, EOFError, OSError, zlib.error, NotImplementedError, struct.error, SyntaxError,
+            tokenize.TokenError) as error:  # the last two: numpy parsing a damaged .npy header
         raise CorruptCheckpointError(f"{path!r} is a damaged .npz ({type(error).__name__}: {error}).") from None
 
 
@@ -102,8 +104,10 @@ def read_pth(path: str) -> dict:
             f"{path!r} holds pickled objects other than tensors; keras_vit refuses to execute them "
             f"(torch.load(weights_only=True) said: {str(error).splitlines()[0]})."
         ) from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as error:
-        raise CorruptCheckpointError(f"{path!r} is a damaged PyTorch file ({str(error).splitlines()[0]}).") from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError, IndexError, TypeError,
+            AttributeError, struct.error, NotImplementedError, OverflowError) as error:  # what damaged bytes raise
+        first = (str(error).splitlines() or [""])[0]
+        raise CorruptCheckpointError(f"{path!r} is a damaged PyTorch file ({type(error).__name__}: {first}).") from None
     if isinstance(state, dict):
         for key in STATE_DICT_KEYS:
             if isinstance(state.get(key), dict):

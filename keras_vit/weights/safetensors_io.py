@@ -36,6 +36,10 @@ def _fail(path, why):
     )
 
 
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def read_safetensors(path: str):
     """Reads every tensor of a ``.safetensors`` file.
 
@@ -71,7 +75,10 @@ def read_safetensors(path: str):
         try:
             dtype, shape, (begin, end) = info["dtype"], tuple(info["shape"]), info["data_offsets"]
         except (KeyError, TypeError, ValueError):
-            _fail(path, f"tensor {name!r} has a malformed entry {info!r}")
+            _fail(path, f"tensor {name!r} has a malformed entry {info!r:.200}")
+        if not isinstance(dtype, str) or not all(_is_count(v) for v in (*shape, begin, end)):
+            _fail(path, f"tensor {name!r} has a malformed entry {info!r:.200} (dtype a string; shape and "
+                        f"data_offsets non-negative integers)")
         if dtype != "BF16" and dtype not in DTYPES:
             _fail(path, f"tensor {name!r} has unsupported dtype {dtype!r}")
         if not 0 <= begin <= end <= len(buffer):
