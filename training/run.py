@@ -75,6 +75,12 @@ def train(config: TrainConfig) -> dict:
     saved models carry their input contract and the data's class names. Running
     the same config again resumes from the newest checkpoint and stops at the
     planned number of steps.
+
+    Raises:
+        keras_vit.training.faults.Preempted: SIGTERM/SIGINT; a checkpoint of the current step was saved.
+        keras_vit.training.faults.WriteFailed: a write failed (full disk ...); earlier files are intact.
+        keras_vit.training.faults.Diverged: a non-finite loss or gradient (``on_nan="stop"``).
+        keras_vit.training.faults.WorkerLost: a peer of a multi-worker run was lost.
     """
     import keras
     import tensorflow as tf
@@ -146,6 +152,20 @@ def train(config: TrainConfig) -> dict:
             metrics, eval_metrics, images_per_s, losses, skipped = _epochs(
                 config, trainer, iterator, eval_ds, eval_source, step, best, schedule, checkpoints, history,
                 guard, signals, model, start_step, steps_per_epoch, total_steps, chief)
+            summary = {
+                "model": config.model, "data": config.data, "steps": int(step.numpy()), "planned_steps": total_steps,
+                "resumed_from_step": start_step if resumed else None, "final_train_loss": metrics.get("loss"),
+                "final_train_accuracy": metrics.get("accuracy"), "eval_loss": eval_metrics.get("loss"),
+                "eval_accuracy": eval_metrics.get("accuracy"), "best_eval_accuracy": float(best.numpy()),
+                "images_per_s_last_epoch": images_per_s, "skipped_files": len(getattr(train_source, "skipped", [])),
+                "skipped_steps": skipped, "strategy": type(strategy).__name__,
+                "replicas": strategy.num_replicas_in_sync, "precision": policy, "seconds": time.time() - started,
+                "step_losses": losses, "weights_sha256": _digest(model)}
+            if chief:
+                guard.save_model(model, os.path.join(out, "model.keras"), int(step.numpy()))
+                path = os.path.join(out, "summary.json")
+                with writing(path):
+                    atomic_write(path, json.dumps(summary, indent=2))
         except WriteFailed as error:
             raise WriteFailed(error.path, error.reason, guard.kept() + "; free space and run the same "
                               "command again to resume.") from error
@@ -155,19 +175,6 @@ def train(config: TrainConfig) -> dict:
                 raise
             raise WorkerLost(f"Lost contact with {lost_peer(error)} after step {int(step.numpy())}; {guard.kept()}. "
                              "Restart every worker with the same command to resume.") from error
-    summary = {"model": config.model, "data": config.data, "steps": int(step.numpy()), "planned_steps": total_steps,
-               "resumed_from_step": start_step if resumed else None, "final_train_loss": metrics.get("loss"),
-               "final_train_accuracy": metrics.get("accuracy"), "eval_loss": eval_metrics.get("loss"),
-               "eval_accuracy": eval_metrics.get("accuracy"), "best_eval_accuracy": float(best.numpy()),
-               "images_per_s_last_epoch": images_per_s, "skipped_files": len(getattr(train_source, "skipped", [])),
-               "skipped_steps": skipped, "strategy": type(strategy).__name__,
-               "replicas": strategy.num_replicas_in_sync, "precision": policy, "seconds": time.time() - started,
-               "step_losses": losses, "weights_sha256": _digest(model)}
-    if chief:
-        guard.save_model(model, os.path.join(out, "model.keras"), int(step.numpy()))
-        path = os.path.join(out, "summary.json")
-        with writing(path):
-            atomic_write(path, json.dumps(summary, indent=2))
     return summary
 
 
