@@ -49,8 +49,8 @@ WEIGHTS_TEST = [
     "safetensors==0.8.0",
 ]
 # importlib-resources: TFDS writes a small data set in the tests.
-# mediapipe 1.2.2: the app-side ImageClassifier the metadata test runs, and the metadata schema that
-# keras_vit.tflite.metadata writes with; it keeps TensorFlow's protobuf and numpy (0.10.21 needs numpy<2).
+# mediapipe 1.2.2: the app-side ImageClassifier the metadata test runs (~440 MB with opencv); tests only,
+# metadata is written with flatbuffers alone. It keeps TensorFlow's protobuf and numpy (0.10.21 needs numpy<2).
 TEST = ["pytest==9.0.3", "importlib-resources==7.1.0"] + WEIGHTS_TEST + ["mediapipe==1.2.2"]
 
 setup(
