@@ -21,7 +21,7 @@ from conftest import run_python
 
 from keras_vit.datasets import CIFAR10_LABELS
 
-MODES = ("dynamic", "edgetpu", "float16", "float32", "int16x8", "int8", "uint8")
+MODES = ("dynamic", "edgetpu", "float16", "float32", "int16x8", "int8", "int8_cpu", "uint8")
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -60,7 +60,9 @@ def test_every_mode_exports_and_passes_its_verifier(exported):
     out, stdout = exported
     assert "EXIT 0" in stdout, stdout
     assert stdout.count("verdict    OK") == len(MODES), stdout
-    assert stdout.count("[PASS] logits close to Keras") == len(MODES), stdout  # each within its mode's limits
+    # Each within its mode's limits, probabilities against Keras' softmax; each file carries metadata.
+    assert stdout.count("[PASS] probabilities close to Keras") == len(MODES), stdout
+    assert stdout.count("[PASS] metadata") == len(MODES), stdout
     assert stdout.count("[PASS] top-1 agrees with Keras") == len(MODES), stdout
     assert "[FAIL]" not in stdout
     for mode in MODES:
@@ -72,6 +74,9 @@ def test_every_mode_exports_and_passes_its_verifier(exported):
         assert contract["mode"] == mode
         assert contract["labels"] == list(CIFAR10_LABELS)
         assert contract["input"]["shape"] == [1, 32, 32, 3]
+        assert contract["outputs"] == "probabilities" and counts["SOFTMAX"] == 3  # 2 blocks + the graph's end
+        in_graph = mode in ("dynamic", "float16", "float32", "int8_cpu", "uint8")  # the files apps consume
+        assert contract["normalization"] == ("in_graph" if in_graph else "caller"), mode
     # No temporary file is left behind by the atomic writes.
     assert not [f for f in os.listdir(out) if f.endswith(".partial")]
     # The labels came from the model (no --labels flag); --mode all draws the accuracy / size / latency trade-off.
@@ -155,7 +160,7 @@ def test_verify_command_prints_the_op_table(exported, capsys):
     assert main(["verify", str(exported[0] / "vit_uint8.tflite")]) == 0
     printed = capsys.readouterr().out
     assert "UINT8 [1, 32, 32, 3]" in printed and "DELEGATE partition" in printed and "verdict    OK" in printed
-    assert "ops left to builtin kernels: " in printed and "SOFTMAX x2" in printed  # no int8 SOFTMAX in XNNPACK
+    assert "ops left to builtin kernels: " in printed and "SOFTMAX x3" in printed  # no int8 SOFTMAX in XNNPACK
     assert "Edge TPU" not in printed
 
 

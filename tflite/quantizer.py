@@ -12,6 +12,8 @@ Recipes (names used by :class:`keras_vit.tflite.modes.ConverterSettings.quantize
   weights symmetric per output channel. Everything else float32.
 * ``fc_bmm_int8``: also the attention ``BATCH_MATMUL`` with symmetric activations (XNNPACK takes an
   int8 product of two activations only when the right-hand zero point is 0).
+* ``all_int8``: every op the quantizer supports in static int8, the attention ``BATCH_MATMUL`` with
+  symmetric activations (a probe of an integer graph that keeps its products inside XNNPACK).
 
 Example:
     >>> data = quantize_tflite(float_bytes, "fc_int8", images)   # doctest: +SKIP
@@ -41,6 +43,7 @@ def _rule(operation: str, symmetric: bool) -> dict:
 RECIPES = {
     "fc_int8": [_rule("FULLY_CONNECTED", symmetric=False)],
     "fc_bmm_int8": [_rule("FULLY_CONNECTED", symmetric=False), _rule("BATCH_MATMUL", symmetric=True)],
+    "all_int8": [_rule("*", symmetric=False), _rule("BATCH_MATMUL", symmetric=True)],
 }
 
 
