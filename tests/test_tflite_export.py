@@ -116,6 +116,38 @@ def test_edgetpu_export_has_no_fused_gelu_and_a_compatibility_report(exported):
     assert report["ops"][1].op == "CONV_2D" and report["ops"][1].placement == "tpu"
     assert report["first_certain_cpu_op"].op in ("BATCH_MATMUL", "FULLY_CONNECTED")
     assert "edgetpu_compiler" in format_report(report)
+    first = report["first_cpu_op"]
+    assert f"TPU part: ops #0-#{first.index - 1}; it ends at op #{first.index} {first.op}" in format_report(report)
+
+
+@pytest.mark.slow
+def test_broadcast_attention_leaves_no_activation_as_weights_for_the_edgetpu(exported, cifar10_sample, tmp_path):
+    """attention="broadcast": the products as MUL + MEAN, so no op is certain to stop the Edge TPU part."""
+    from keras_vit.tflite.edgetpu import edgetpu_report
+    from keras_vit.tflite.inspection import inspect_file
+    from keras_vit.tflite.verify import verify_tflite
+
+    out = exported[0]
+    np.save(tmp_path / "pixels.npy", cifar10_sample[0][:100])
+    code = f"""
+import dataclasses, keras, numpy as np
+from keras_vit.tflite.convert import export_tflite
+from keras_vit.tflite.modes import MODES
+model = keras.models.load_model({str(out / "vit_test.keras")!r})
+formulation = dataclasses.replace(MODES["edgetpu"].formulation, attention="broadcast")
+export_tflite(model, {str(tmp_path / "broadcast.tflite")!r}, mode="edgetpu", formulation=formulation,
+              calibration=np.load({str(tmp_path / "pixels.npy")!r}), calibration_size=100)
+"""
+    run_python(code, timeout=600)
+    counts = inspect_file(tmp_path / "broadcast.tflite").op_counts()
+    assert "BATCH_MATMUL" not in counts and counts["MEAN"] >= 2 * 2 * 2 * 2, counts  # 2 blocks x 2 heads x 2
+    report = edgetpu_report(tmp_path / "broadcast.tflite")
+    assert report["first_certain_cpu_op"] is None, report["first_certain_cpu_op"]
+    import keras
+
+    model = keras.models.load_model(out / "vit_test.keras")
+    result = verify_tflite(tmp_path / "broadcast.tflite", model=model, images=cifar10_sample[0][100:300])
+    assert result.ok, result.table()
 
 
 @pytest.mark.slow
