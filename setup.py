@@ -35,7 +35,8 @@ TRAIN = [
     "scikit-learn==1.9.1",
 ]
 RUNTIME = ["ai-edge-litert==2.3.0", "numpy==2.4.6", "pillow==13.0.0"]
-EXPORT = ["tf2onnx==1.17.0", "onnx==1.23.2", "onnxruntime==1.32.0", "protobuf==7.36.2"]
+# ai-edge-quantizer 0.10.0 writes the int8_cpu mode; it pins our ai-edge-litert and adds only litert-lm-builder, tomli.
+EXPORT = ["tf2onnx==1.17.0", "onnx==1.23.2", "onnxruntime==1.32.0", "protobuf==7.36.2", "ai-edge-quantizer==0.10.0"]
 PLOT = ["matplotlib==3.11.2"]
 # Parity tests of keras_vit.weights against the source libraries (run in subprocesses). timm imports
 # torchvision, and PyPI's torchvision wheels are CUDA builds pinned to one torch: torchvision 0.28.0 fails to
