@@ -71,7 +71,14 @@ def quantize_tflite(float_bytes: bytes, recipe: str, images, input_name: str = "
         raise ImportError(f"This mode quantizes with ai-edge-quantizer; install it with `{INSTALL}` "
                           f"(or `pip install keras-vit[export]`).") from error
 
+    from ai_edge_quantizer import calibrator, recipe_manager
+    from ai_edge_quantizer.utils import qsv_utils
+
     job = quantizer.Quantizer(bytes(float_bytes), RECIPES[recipe])
-    samples = [{input_name: image[None]} for image in images]
-    calibration = job.calibrate({_SIGNATURE: samples}, num_threads=1)
-    return bytes(job.quantize(calibration, enable_progress_report=False).quantized_model)
+    rules = recipe_manager.RecipeManager()
+    rules.load_quantization_recipe(RECIPES[recipe])
+    # Each tensor's range over all images, as the TFLite converter calibrates; the quantizer's default
+    # moving average of per-image ranges clips outliers (measured: -3.6 pt top-1 on CIFAR-10).
+    calibration = calibrator.Calibrator(bytes(float_bytes), num_threads=1, qsv_update_func=qsv_utils.min_max_update)
+    calibration.calibrate({_SIGNATURE: [{input_name: image[None]} for image in images]}, rules)
+    return bytes(job.quantize(calibration.get_model_qsvs(), enable_progress_report=False).quantized_model)
