@@ -35,7 +35,8 @@ TRAIN = [
     "scikit-learn==1.9.1",
 ]
 RUNTIME = ["ai-edge-litert==2.3.0", "numpy==2.4.6", "pillow==13.0.0"]
-EXPORT = ["tf2onnx==1.17.0", "onnx==1.23.2", "onnxruntime==1.32.0", "protobuf==7.36.2"]
+# ai-edge-quantizer 0.10.0 writes the int8_cpu mode; it pins our ai-edge-litert and adds only litert-lm-builder, tomli.
+EXPORT = ["tf2onnx==1.17.0", "onnx==1.23.2", "onnxruntime==1.32.0", "protobuf==7.36.2", "ai-edge-quantizer==0.10.0"]
 PLOT = ["matplotlib==3.11.2"]
 # Parity tests of keras_vit.weights against the source libraries (run in subprocesses). timm imports
 # torchvision, and PyPI's torchvision wheels are CUDA builds pinned to one torch: torchvision 0.28.0 fails to
@@ -49,8 +50,8 @@ WEIGHTS_TEST = [
     "safetensors==0.8.0",
 ]
 # importlib-resources: TFDS writes a small data set in the tests.
-# mediapipe 1.2.2: the app-side ImageClassifier the metadata test runs, and the metadata schema that
-# keras_vit.tflite.metadata writes with; it keeps TensorFlow's protobuf and numpy (0.10.21 needs numpy<2).
+# mediapipe 1.2.2: the app-side ImageClassifier the metadata test runs (~440 MB with opencv); tests only,
+# metadata is written with flatbuffers alone. It keeps TensorFlow's protobuf and numpy (0.10.21 needs numpy<2).
 TEST = ["pytest==9.0.3", "importlib-resources==7.1.0"] + WEIGHTS_TEST + ["mediapipe==1.2.2"]
 
 # Python 3.10 (end of life 2026-10) has no wheels of these pins: the newest releases that support it, checked with

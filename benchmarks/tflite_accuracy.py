@@ -20,12 +20,16 @@ import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-# name: (mode, changes to the mode's formulation, per_channel, calibration images). Each row runs its
-# mode's own formulation and converter settings, with only the named fields changed.
+# name: (mode, changes to the mode's formulation, per_channel, calibration images[, changes to its
+# converter settings]). Each row runs its mode's own formulation and converter settings, with only the
+# named fields changed. Every file is exported with logits out, so the logit error compares like with like.
 EXPERIMENTS = {
     "float32": ("float32", {}, True, 0),
     "float16": ("float16", {}, True, 0),
     "dynamic": ("dynamic", {}, True, 0),
+    "int8_cpu": ("int8_cpu", {}, True, 300),
+    "int8_cpu recipe fc_bmm_int8": ("int8_cpu", {}, True, 300, {"quantizer_recipe": "fc_bmm_int8"}),
+    "int8_cpu recipe all_int8": ("int8_cpu", {}, True, 300, {"quantizer_recipe": "all_int8"}),
     "int8": ("int8", {}, True, 300),
     "uint8": ("uint8", {}, True, 300),
     "int16x8": ("int16x8", {}, True, 300),
@@ -74,13 +78,14 @@ def main(argv=None) -> int:
     names = args.only or list(EXPERIMENTS)
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
-            mode, overrides, per_channel, count = EXPERIMENTS[name]
+            mode, overrides, per_channel, count, converter = (EXPERIMENTS[name] + ({},))[:5]
             formulation = dataclasses.replace(MODES[mode].formulation, **overrides)
+            variant = dataclasses.replace(MODES[mode], converter=dataclasses.replace(MODES[mode].converter, **converter))
             path = os.path.join(tmp, name.replace(" ", "_").replace("=", "-") + ".tflite")
             start = time.time()
-            export_tflite(model, path, mode=mode, calibration=x_cal[:count] if count else None,
+            export_tflite(model, path, mode=variant, calibration=x_cal[:count] if count else None,
                           labels=CIFAR10_LABELS, calibration_size=max(count, 1), formulation=formulation,
-                          per_channel=per_channel)
+                          per_channel=per_channel, outputs="logits")
             runtime = LiteRTModel(path, num_threads=args.threads)
             logits = runtime.predict(x_test)
             latency = runtime.benchmark(runs=50, warmup=5)

@@ -10,6 +10,7 @@ uses 32 real CIFAR-10 images resized to 224.
 
 Needs torch==2.13.0 timm==1.0.31 keras-hub==0.32.0 beside keras_vit (a separate venv is fine):
     python benchmarks/tflite_latency.py --threads 2 --runs 100
+On a shared machine, let the rows take turns: ``--rounds 3 --runs 40`` (median of the rounds' p50).
 Results: benchmarks/results/tflite_latency.json.
 """
 
@@ -31,6 +32,9 @@ OURS = {
     "float32": ("float32", {}, {}),
     "float16": ("float16", {}, {}),
     "dynamic": ("dynamic", {}, {}),
+    "int8_cpu": ("int8_cpu", {}, {}),
+    "int8_cpu recipe fc_bmm_int8 (BATCH_MATMUL int8, symmetric)": ("int8_cpu", {}, {"quantizer_recipe": "fc_bmm_int8"}),
+    "int8_cpu recipe all_int8 (every op int8, BATCH_MATMUL symmetric)": ("int8_cpu", {}, {"quantizer_recipe": "all_int8"}),
     "int8": ("int8", {}, {}),
     "int8 BATCH_MATMUL attention (unfold_batchmatmul=False)": ("int8", {}, {"unfold_batchmatmul": False}),
     "int8 gelu=sigmoid": ("int8", {"gelu": "sigmoid"}, {}),
@@ -97,22 +101,49 @@ def _convert_keras_hub(model, path, mode, images):
         handle.write(data)
 
 
-def _profile(path, threads, runs, warmup):
-    """Latency plus the op profile: the graph's ops (from the file) and the XNNPACK partition count.
+def _profile(files, threads, runs, warmup, rounds):
+    """Latency of every file plus its op profile: the graph's ops and the XNNPACK partition count.
 
-    The interpreter's node list keeps the original nodes beside the DELEGATE nodes, so it cannot
-    tell which ops stayed outside XNNPACK; each extra partition is one break caused by an op that
-    XNNPACK does not take, which the graph variants below attribute (e.g. GELU -> sigmoid form).
+    With ``rounds`` > 1 the files take turns (``runs`` invokes each per round) and each row reports
+    the median over rounds of its p50, so a change of load during the run hits every row alike.
     """
+    import numpy as np
+
     from keras_vit.tflite.inspection import inspect_file
     from keras_vit.tflite.runtime import LiteRTModel
 
-    model = LiteRTModel(path, num_threads=threads)
-    result = model.benchmark(runs=runs, warmup=warmup)
-    result.update(size_mib=os.path.getsize(path) / 2**20, delegate_partitions=model.delegate_partitions(),
-                  outside_xnnpack=model.ops_outside_delegate(),
-                  graph_ops=dict(sorted(inspect_file(path).op_counts().items())))
-    return result
+    models = {name: LiteRTModel(path, num_threads=threads) for name, path in files.items()}
+    per_round = {name: [] for name in files}
+    for _ in range(rounds):
+        for name, model in models.items():
+            per_round[name].append(model.benchmark(runs=runs, warmup=warmup))
+    rows = {}
+    for name, path in files.items():
+        results = per_round[name]
+        row = {key: float(np.median([r[key] for r in results])) for key in ("p50_ms", "p90_ms", "mean_ms", "min_ms")}
+        model = models[name]
+        row.update(round_p50_ms=[r["p50_ms"] for r in results], size_mib=os.path.getsize(path) / 2**20,
+                   delegate_partitions=model.delegate_partitions(), outside_xnnpack=model.ops_outside_delegate(),
+                   graph_ops=dict(sorted(inspect_file(path).op_counts().items())))
+        rows[name] = row
+        print(f"{name:<40} p50 {row['p50_ms']:7.2f} ms (rounds {', '.join(f'{v:.1f}' for v in row['round_p50_ms'])})"
+              f"  {row['size_mib']:5.1f} MiB  {row['delegate_partitions']:3d} partitions  "
+              f"outside XNNPACK: {row['outside_xnnpack']}", flush=True)
+    return rows
+
+
+def _cpu() -> str:
+    """The CPU's model name and the flags that decide int8 speed (AVX2, AVX-512, VNNI; asimddp on ARM)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError:
+        return platform.processor()
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    flags = set((fields.get("flags") or fields.get("Features") or "").split())
+    shown = sorted(f for f in flags if f.startswith(("avx", "amx", "asimd", "sve", "i8mm")) or "vnni" in f)
+    return f"{fields.get('model name', fields.get('CPU part', '?'))}; {' '.join(shown)}"
 
 
 def main(argv=None) -> int:
@@ -122,6 +153,8 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--only", nargs="*", default=None, help="names of our variants to run")
     parser.add_argument("--skip-references", action="store_true", help="skip KerasHub and timm")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds in which the files take turns (median p50)")
+    parser.add_argument("--keep", default=None, help="folder for the exported files (reused when present)")
     parser.add_argument("--output", default=os.path.join(os.path.dirname(__file__), "results", "tflite_latency.json"))
     args = parser.parse_args(argv)
 
@@ -140,17 +173,20 @@ def main(argv=None) -> int:
     images = Preprocessing(image_size=224).normalize(pixels)
     model = keras_vit.create_model("vit_tiny_patch16_224")
     rows = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = args.keep or scratch
+        os.makedirs(tmp, exist_ok=True)
         files = {}
         for name in args.only or list(OURS):
             mode_name, formulation_changes, converter_changes = OURS[name]
             base = MODES[mode_name]
             variant = dataclasses.replace(base, formulation=dataclasses.replace(base.formulation, **formulation_changes),
                                           converter=dataclasses.replace(base.converter, **converter_changes))
-            path = os.path.join(tmp, f"ours_{len(files)}.tflite")
+            path = os.path.join(tmp, "ours_" + "".join(c if c.isalnum() else "_" for c in name) + ".tflite")
             start = time.time()
-            export_tflite(model, path, mode=variant, calibration=images, calibration_size=len(images))
-            print(f"exported ours {name} in {time.time() - start:.0f} s", flush=True)
+            if not (args.keep and os.path.isfile(path)):
+                export_tflite(model, path, mode=variant, calibration=images, calibration_size=len(images))
+                print(f"exported ours {name} in {time.time() - start:.0f} s", flush=True)
             files[f"keras_vit {name}"] = path
         if not args.skip_references:
             hub = _keras_hub_model()
@@ -159,11 +195,7 @@ def main(argv=None) -> int:
                 _convert_keras_hub(hub, path, mode, images)
                 print(f"exported KerasHub {mode}", flush=True)
                 files[f"KerasHub ViT-Ti {mode}"] = path
-        for name, path in files.items():
-            rows[name] = _profile(path, args.threads, args.runs, args.warmup)
-            r = rows[name]
-            print(f"{name:<40} p50 {r['p50_ms']:7.2f} ms  p90 {r['p90_ms']:7.2f}  {r['size_mib']:5.1f} MiB  "
-                  f"{r['delegate_partitions']:3d} partitions  outside XNNPACK: {r['outside_xnnpack']}", flush=True)
+        rows.update(_profile(files, args.threads, args.runs, args.warmup, args.rounds))
     if not args.skip_references:
         code = TIMM_CODE.format(threads=args.threads, runs=args.runs, warmup=args.warmup,
                                 here=os.path.dirname(os.path.abspath(__file__)))
@@ -172,7 +204,8 @@ def main(argv=None) -> int:
         print(f"timm eager p50 {rows['timm vit_tiny_patch16_224 (PyTorch eager)']['p50_ms']:.2f} ms")
     load = os.getloadavg()
     meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.machine()} {os.cpu_count()} cores",
-            "threads": args.threads, "runs": args.runs, "warmup": args.warmup, "loadavg_at_end": load,
+            "threads": args.threads, "runs": args.runs, "warmup": args.warmup, "rounds": args.rounds,
+            "loadavg_at_end": load, "cpu": _cpu(),
             "loadavg_at_start": load_at_start,
             "note": "compare rows within this run (a shared 2-core VM; load average recorded)",
             "command": "python benchmarks/tflite_latency.py " + " ".join(argv or sys.argv[1:])}

@@ -22,7 +22,7 @@ from export_harness import train_and_export_script
 
 from keras_vit.datasets import CIFAR10_LABELS
 
-MODES = ("dynamic", "edgetpu", "float16", "float32", "int16x8", "int8", "uint8")
+MODES = ("dynamic", "edgetpu", "float16", "float32", "int16x8", "int8", "int8_cpu", "uint8")
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,9 @@ def test_every_mode_exports_and_passes_its_verifier(exported):
     out, stdout = exported
     assert "EXIT 0" in stdout, stdout
     assert stdout.count("verdict    OK") == len(MODES), stdout
-    assert stdout.count("[PASS] logits close to Keras") == len(MODES), stdout  # each within its mode's limits
+    # Each within its mode's limits, probabilities against Keras' softmax; each file carries metadata.
+    assert stdout.count("[PASS] probabilities close to Keras") == len(MODES), stdout
+    assert stdout.count("[PASS] metadata") == len(MODES), stdout
     assert stdout.count("[PASS] top-1 agrees with Keras") == len(MODES), stdout
     assert "[FAIL]" not in stdout
     for mode in MODES:
@@ -55,6 +57,10 @@ def test_every_mode_exports_and_passes_its_verifier(exported):
         assert contract["mode"] == mode
         assert contract["labels"] == list(CIFAR10_LABELS)
         assert contract["input"]["shape"] == [1, 32, 32, 3]
+        # The graph ends in softmax: one after the attention softmaxes (per head for the Edge TPU: 2 blocks x 2).
+        assert contract["outputs"] == "probabilities" and counts["SOFTMAX"] == (4 if mode == "edgetpu" else 2) + 1
+        in_graph = mode in ("dynamic", "float16", "float32", "int8_cpu", "uint8")  # the files apps consume
+        assert contract["normalization"] == ("in_graph" if in_graph else "caller"), mode
     # No temporary file is left behind by the atomic writes.
     assert not [f for f in os.listdir(out) if f.endswith(".partial")]
     # The labels came from the model (no --labels flag); --mode all draws the accuracy / size / latency trade-off.
@@ -94,6 +100,38 @@ def test_edgetpu_export_has_no_fused_gelu_and_a_compatibility_report(exported):
     assert report["ops"][1].op == "CONV_2D" and report["ops"][1].placement == "tpu"
     assert report["first_certain_cpu_op"].op in ("BATCH_MATMUL", "FULLY_CONNECTED")
     assert "edgetpu_compiler" in format_report(report)
+    first = report["first_cpu_op"]
+    assert f"TPU part: ops #0-#{first.index - 1}; it ends at op #{first.index} {first.op}" in format_report(report)
+
+
+@pytest.mark.slow
+def test_broadcast_attention_leaves_no_activation_as_weights_for_the_edgetpu(exported, cifar10_sample, tmp_path):
+    """attention="broadcast": the products as MUL + MEAN, so no op is certain to stop the Edge TPU part."""
+    from keras_vit.tflite.edgetpu import edgetpu_report
+    from keras_vit.tflite.inspection import inspect_file
+    from keras_vit.tflite.verify import verify_tflite
+
+    out = exported[0]
+    np.save(tmp_path / "pixels.npy", cifar10_sample[0][:100])
+    code = f"""
+import dataclasses, keras, numpy as np
+from keras_vit.tflite.convert import export_tflite
+from keras_vit.tflite.modes import MODES
+model = keras.models.load_model({str(out / "vit_test.keras")!r})
+formulation = dataclasses.replace(MODES["edgetpu"].formulation, attention="broadcast")
+export_tflite(model, {str(tmp_path / "broadcast.tflite")!r}, mode="edgetpu", formulation=formulation,
+              calibration=np.load({str(tmp_path / "pixels.npy")!r}), calibration_size=100)
+"""
+    run_python(code, timeout=600)
+    counts = inspect_file(tmp_path / "broadcast.tflite").op_counts()
+    assert "BATCH_MATMUL" not in counts and counts["MEAN"] >= 2 * 2 * 2 * 2, counts  # 2 blocks x 2 heads x 2
+    report = edgetpu_report(tmp_path / "broadcast.tflite")
+    assert report["first_certain_cpu_op"] is None, report["first_certain_cpu_op"]
+    import keras
+
+    model = keras.models.load_model(out / "vit_test.keras")
+    result = verify_tflite(tmp_path / "broadcast.tflite", model=model, images=cifar10_sample[0][100:300])
+    assert result.ok, result.table()
 
 
 @pytest.mark.slow
@@ -138,7 +176,7 @@ def test_verify_command_prints_the_op_table(exported, capsys):
     assert main(["verify", str(exported[0] / "vit_uint8.tflite")]) == 0
     printed = capsys.readouterr().out
     assert "UINT8 [1, 32, 32, 3]" in printed and "DELEGATE partition" in printed and "verdict    OK" in printed
-    assert "ops left to builtin kernels: " in printed and "SOFTMAX x2" in printed  # no int8 SOFTMAX in XNNPACK
+    assert "ops left to builtin kernels: " in printed and "SOFTMAX x3" in printed  # no int8 SOFTMAX in XNNPACK
     assert "Edge TPU" not in printed
 
 

@@ -32,10 +32,11 @@ def _reference(model, images, gelu):
 
 FORMULATIONS = [
     Formulation(**{field: value}) for field, values in (
-        ("attention", ("batch_matmul", "per_head")), ("gelu", ("exact", "erf", "tanh", "sigmoid")),
+        ("attention", ("batch_matmul", "per_head", "broadcast")), ("gelu", ("exact", "erf", "tanh", "sigmoid")),
         ("layer_norm", ("fused", "decomposed", "newton")), ("patch_embedding", ("dense", "conv")))
     for value in values
-] + [Formulation(attention="per_head", gelu="sigmoid", layer_norm="newton", patch_embedding="conv")]
+] + [Formulation(attention="per_head", gelu="sigmoid", layer_norm="newton", patch_embedding="conv"),
+      Formulation(attention="broadcast", gelu="sigmoid", layer_norm="decomposed", patch_embedding="conv")]
 
 
 @pytest.mark.parametrize("formulation", FORMULATIONS, ids=lambda f: ",".join(map(str, vars(f).values())))
@@ -63,9 +64,24 @@ def test_each_modes_serving_function_traces_the_model_call(model_and_images, mod
 
 
 def test_modes_carry_the_formulations_their_graphs_were_measured_with():
-    float_modes = ("float32", "float16", "dynamic", "int8", "uint8")
+    float_modes = ("float32", "float16", "dynamic", "int8", "int8_cpu", "uint8")
     assert {MODES[m].formulation for m in float_modes} == {Formulation(gelu="erf", layer_norm="decomposed")}
     assert [m for m in MODES if MODES[m].converter.unfold_batchmatmul] == ["int8", "uint8"]
     assert MODES["int16x8"].formulation.layer_norm == "newton"
     assert MODES["edgetpu"].formulation == Formulation(attention="per_head", gelu="sigmoid", layer_norm="decomposed",
                                                        patch_embedding="conv")
+
+
+def test_pixel_input_and_probabilities_are_the_model_on_normalized_images_then_softmax(model_and_images):
+    import tensorflow as tf
+
+    from keras_vit.tflite.graph import serving_function
+    from keras_vit.tflite.runtime import softmax, to_pixels
+
+    model, images = model_and_images
+    contract = Preprocessing(image_size=32, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    serve = serving_function(model, MODES["float32"].formulation, "probabilities", pixels=contract)
+    pixels = to_pixels(images, Preprocessing(image_size=32))  # the 0-255 pixels the images came from
+    actual = np.concatenate([serve(tf.constant(p[None]))["probabilities"] for p in pixels])
+    expected = softmax(np.asarray(model(contract.normalize(pixels), training=False)))
+    np.testing.assert_allclose(actual, expected, atol=1e-5)

@@ -1,10 +1,11 @@
 """Files that apps consume as they are: MediaPipe Tasks' ImageClassifier runs our exports with their metadata.
 
 One subprocess (TFLite conversions leak memory) trains vit_test briefly on 500 real CIFAR-10 training
-images with a per-channel contract, exports it with a softmax at the end in five modes, and writes the
-metadata into each file (then the contract's sha256, as the export will). MediaPipe 1.2.2, the task
-library that Android and iOS apps run, classifies the CIFAR-10 test JPEGs in a subprocess of its own
-(mediapipe and TensorFlow in one process may crash), and its scores are compared with ``LiteRTModel``'s.
+images with a per-channel (ImageNet) contract and exports it through ``export_tflite`` as it is: the
+graph ends in softmax, the metadata is written by the export, and the app files normalize in their
+graph. MediaPipe 1.2.2, the task library that Android and iOS apps run, classifies the CIFAR-10 test
+JPEGs in a subprocess of its own (mediapipe and TensorFlow in one process may crash), and its scores
+are compared with ``LiteRTModel``'s.
 """
 
 import json
@@ -20,13 +21,12 @@ from test_tflite_runtime import BLOCKER  # a device: no TensorFlow, no Keras
 from keras_vit.datasets import CIFAR10_LABELS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# MediaPipe refuses a per-channel mean/std ("Per-channel image normalization is not available"). With
-# 255 * mean an integer, a calibrated uint8 input is quantized as the pixels themselves (see the uint8 test).
-MEAN, STD = 0.4, 0.3
-# Measured on this test's model (200 images, 20 a class): MediaPipe decodes the JPEGs itself, PIL for us.
-# float32, float16: top-1 agreement 99%, max |score difference| 0.008 (same pixels: 100% and 0.0);
-# dynamic: 99%, 0.010 (its activations are quantized by each runtime's own kernels).
-AGREEMENT = {"float32": (0.97, 0.03), "float16": (0.97, 0.03), "dynamic": (0.97, 0.03)}
+# Per channel: MediaPipe refuses a per-channel mean/std ("Per-channel image normalization is not
+# available"); the app files take pixels and normalize in the graph, so their metadata says mean 0, std 1.
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+APP_MODES = ("dynamic", "float16", "float32", "int8_cpu")
+# MediaPipe decodes the JPEGs itself, PIL for us: top-1 agreement and max |score difference| allowed.
+AGREEMENT = {mode: (0.97, 0.03) for mode in APP_MODES}
 MEDIAPIPE_CLIENT = r"""
 import json, sys
 import numpy as np
@@ -60,33 +60,20 @@ def exported(tmp_path_factory, cifar10_train_root):
     code = f"""
 import sys
 sys.path.insert(0, {HERE!r})
-import json
-import keras
+import keras, tensorflow as tf
 from conftest import read_image_folder
 import keras_vit
-from keras_vit.atomic import atomic_write
-from keras_vit.tflite.contract import contract_path, sha256_of
 from keras_vit.tflite.convert import export_tflite
-from keras_vit.tflite.metadata import add_metadata
 keras.utils.set_random_seed(0)
 x, y = read_image_folder({cifar10_train_root!r}, per_class=50)
 model = keras_vit.create_model("vit_test", class_names={list(CIFAR10_LABELS)!r}, mean={MEAN!r}, std={STD!r})
 model.compile(keras.optimizers.Adam(2e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
 model.fit(model.preprocessing.normalize(x), y, epochs=3, batch_size=50, verbose=0)
-probabilities = keras.Model(model.input, keras.layers.Softmax()(model.output))
-for mode in ("float32", "float16", "dynamic", "uint8", "int8"):
-    path = f"{out}/vit_{{mode}}.tflite"
-    export_tflite(probabilities, path, mode=mode, calibration=x, preprocessing=model.preprocessing,
-                  labels=model.class_names, calibration_size=100)
-    with open(path, "rb") as handle:
-        data = handle.read()
-    if mode == "float32":
-        atomic_write(f"{out}/plain.tflite", data)
-    data = add_metadata(data, model.class_names, model.preprocessing)
-    atomic_write(path, data)
-    with open(contract_path(path)) as handle:
-        contract = json.load(handle)
-    atomic_write(contract_path(path), json.dumps({{**contract, "sha256": sha256_of(path)}}))
+for mode in {APP_MODES + ("uint8", "int8")!r}:
+    export_tflite(model, f"{out}/vit_{{mode}}.tflite", mode=mode, calibration=x, calibration_size=100)
+export_tflite(model, f"{out}/vit_logits.tflite", mode="float32", outputs="logits")
+plain = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(10)])
+open(f"{out}/plain.tflite", "wb").write(tf.lite.TFLiteConverter.from_keras_model(plain).convert())
 """
     run_python(code, timeout=900)
     return out
@@ -147,38 +134,78 @@ def test_mediapipe_gives_a_uint8_input_the_pixels_and_refuses_int8(exported, jpe
     assert not isinstance(scores, str), scores
     assert all(row == list(CIFAR10_LABELS) for row in names)
     np.testing.assert_allclose(scores.sum(axis=1), 1.0, atol=0.02)  # a uint8 softmax: steps of 1/256
-    # MediaPipe feeds a uint8 input the pixels as they are (it ignores the normalization). That is exact when
-    # the input is quantized as (pixel / 255 - mean) / std itself: scale 1 / (255 std), zero point 255 mean,
-    # as calibration on images that span 0..255 gives for this contract. With mean 0.5 (zero point 127.5) it
-    # is half a step off: measured 93.5% top-1 agreement on a model like this one.
+    # MediaPipe feeds a uint8 input the pixels as they are. The graph normalizes them, and the export sets
+    # the input's quantization to the pixels themselves: exact for a per-channel contract too.
     model = LiteRTModel(exported / "vit_uint8.tflite")
-    scale, zero_point = model.input["quantization"]
-    assert zero_point == round(255 * MEAN) and scale == pytest.approx(1 / (255 * STD), rel=1e-3)
+    assert model.input["quantization"] == (1.0, 0) and model.normalizes_in_graph
     ours = model.predict(pixels)
-    assert (scores.argmax(1) == ours.argmax(1)).mean() >= 0.99
-    assert np.abs(scores - ours).max() <= 1 / 256 + 1e-6  # measured: 0.0
+    np.testing.assert_array_equal(scores.argmax(1), ours.argmax(1))
+    assert np.abs(scores - ours).max() <= 1e-6  # measured: 0.0
     error, _ = _mediapipe(exported / "vit_int8.tflite", paths[:1])
-    assert "uint8/float32, got INT8" in error
+    assert "uint8/float32, got INT8" in error  # int8 is the file for our runtime and NNAPI
 
 
 @pytest.mark.slow
-def test_read_metadata_needs_neither_tensorflow_nor_mediapipe(exported):
-    code = BLOCKER + f"""
-BLOCKED += ("mediapipe",)
-del sys.modules["keras"]  # else keras_vit takes the None entry for an imported Keras
-import json
-from keras_vit.tflite.metadata import read_metadata
-metadata = read_metadata({str(exported / "vit_uint8.tflite")!r})
-loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED and sys.modules[m] is not None)
-assert not loaded, loaded
-print(json.dumps(metadata))
-"""
-    metadata = json.loads(run_python(code).splitlines()[-1])
-    assert metadata["labels"] == list(CIFAR10_LABELS)
-    np.testing.assert_allclose(metadata["mean"], MEAN, rtol=1e-6)
-    np.testing.assert_allclose(metadata["std"], STD, rtol=1e-6)
-    assert metadata["outputs"] == "probabilities"
-    assert metadata["image_size"] == [32, 32] and metadata["channels"] == 3
+def test_the_export_writes_the_metadata_the_contract_describes(exported):
+    from keras_vit.tflite.contract import sha256_of
+    from keras_vit.tflite.metadata import read_metadata
+
+    for mode in APP_MODES + ("uint8",):
+        contract = json.loads((exported / f"vit_{mode}.json").read_text())
+        metadata = read_metadata(exported / f"vit_{mode}.tflite")
+        assert contract["sha256"] == sha256_of(exported / f"vit_{mode}.tflite")  # the bytes with metadata
+        assert contract["outputs"] == metadata["outputs"] == "probabilities" and contract["output"]["name"] == "probabilities"
+        assert contract["normalization"] == "in_graph" and contract["preprocessing"]["mean"] == list(MEAN)
+        assert metadata["mean"] == (0.0,) * 3 and metadata["std"] == pytest.approx((1 / 255,) * 3)
+    contract = json.loads((exported / "vit_int8.json").read_text())
+    metadata = read_metadata(exported / "vit_int8.tflite")
+    assert contract["normalization"] == "caller" and metadata["mean"] == pytest.approx(MEAN)
+    logits = read_metadata(exported / "vit_logits.tflite")
+    assert logits["outputs"] == "logits" and logits["labels"] == list(CIFAR10_LABELS)
+
+
+@pytest.mark.slow
+def test_metadata_parses_with_the_schema_mediapipe_ships(exported):
+    """Our writer is flatbuffers alone: the schema's generated Python reads every field we write."""
+    import importlib.util
+
+    from keras_vit.tflite.metadata import _metadata_buffer
+
+    spec = importlib.util.find_spec("mediapipe")
+    schema_path = os.path.join(spec.submodule_search_locations[0], "tasks", "metadata",
+                               "metadata_schema_py_generated.py")
+    module_spec = importlib.util.spec_from_file_location("metadata_schema", schema_path)
+    schema = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(schema)
+    _, raw = _metadata_buffer((exported / "vit_int8.tflite").read_bytes())
+    assert schema.ModelMetadata.ModelMetadataBufferHasIdentifier(raw, 0)
+    model = schema.ModelMetadataT.InitFromPackedBuf(raw, 0)
+    image = model.subgraphMetadata[0].inputTensorMetadata[0]
+    assert image.content.contentPropertiesType == schema.ContentProperties.ImageProperties
+    assert image.content.contentProperties.colorSpace == schema.ColorSpaceType.RGB
+    assert image.processUnits[0].optionsType == schema.ProcessUnitOptions.NormalizationOptions
+    np.testing.assert_allclose(image.processUnits[0].options.mean, np.array(MEAN) * 255, rtol=1e-6)
+    np.testing.assert_allclose(image.processUnits[0].options.std, np.array(STD) * 255, rtol=1e-6)
+    scores = model.subgraphMetadata[0].outputTensorMetadata[0]
+    assert scores.name == b"probabilities" and list(scores.stats.max) == [1.0]
+    assert scores.associatedFiles[0].type == schema.AssociatedFileType.TENSOR_AXIS_LABELS
+    assert model.minParserVersion == b"1.0.0"
+
+
+@pytest.mark.slow
+def test_runtime_reads_the_metadata_when_no_contract_is_beside_the_file(exported, jpegs, tmp_path):
+    import shutil
+
+    from keras_vit.tflite.runtime import LiteRTModel
+
+    for mode in ("uint8", "int8"):
+        shutil.copy(exported / f"vit_{mode}.tflite", tmp_path / f"{mode}.tflite")
+        alone, beside = LiteRTModel(tmp_path / f"{mode}.tflite"), LiteRTModel(exported / f"vit_{mode}.tflite")
+        assert alone.contract is None and alone.labels == list(CIFAR10_LABELS) and alone.outputs == "probabilities"
+        np.testing.assert_array_equal(alone.predict(jpegs[1][:20]), beside.predict(jpegs[1][:20]))
+        ranked = alone.classify(jpegs[0][0], top_k=10)
+        assert sum(p for _, p in ranked) == pytest.approx(1.0, abs=0.02)  # no second softmax
+        assert ranked[0][1] == pytest.approx(beside.predict(jpegs[1][:1]).max(), abs=1e-6)
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ command exits 1 when a check fails.
 import os
 
 from keras_vit.layers.formulation import ATTENTIONS, GELUS
+from keras_vit.tflite.metadata import OUTPUTS
 from keras_vit.tflite.modes import MODES
 
 
@@ -29,6 +30,8 @@ def add_arguments(parser):
     parser.add_argument("--gelu", choices=GELUS, default=None,
                         help="GELU form of the traced graph (default: the mode's formulation)")
     parser.add_argument("--per-tensor", action="store_true", help="per-tensor instead of per-channel weights")
+    parser.add_argument("--outputs", choices=OUTPUTS, default="probabilities",
+                        help="what the file outputs: probabilities (the graph ends in softmax; default) or logits")
     parser.add_argument("--threads", type=int, default=2, help="interpreter threads for verification")
 
 
@@ -95,9 +98,9 @@ def run(args) -> int:
         formulation = dataclasses.replace(MODES[mode].formulation, **overrides)
         report = export_tflite(model, path, mode=mode, calibration=calibration, labels=labels,
                                calibration_size=args.calibration_size, formulation=formulation,
-                               per_channel=False if args.per_tensor else None)
-        print(f"wrote {report['path']} ({report['size_bytes'] / 1024:.1f} KiB) and {report['contract_path']} "
-              f"in {report['seconds']:.1f} s")
+                               per_channel=False if args.per_tensor else None, outputs=args.outputs)
+        print(f"wrote {report['path']} ({report['size_bytes'] / 1024:.1f} KiB, {report['outputs']}, with metadata) "
+              f"and {report['contract_path']} in {report['seconds']:.1f} s")
         result = verify_tflite(path, model=model if verify_images is not None else None,
                                images=verify_images, labels=verify_labels if verify_images is not None else None,
                                num_threads=args.threads)

@@ -24,6 +24,11 @@ module applies the compiler's published rules to our ``.tflite``'s op list:
   segment and everything after the first CPU op runs on the CPU. Ops can also be refused as
   "Operation version not supported".
 
+Where the TPU part ends: the ops of a ``.tflite`` are stored in execution order, a topological
+order of the graph, and the compiler maps the leading run of ops it can take (source D). So the
+TPU part is ops ``#0 .. #k-1`` and ends at op ``#k``, the first op not surely mappable; everything
+from ``#k`` on runs on the CPU, however many mappable ops follow.
+
 Ops not in those rows (``BATCH_MATMUL``, ``GELU``, ``SOFTMAX``, ``RSQRT``, ``TRANSPOSE``,
 ``STRIDED_SLICE``, ...) are marked ``check``: not confirmed from the retrieved sources, to be
 read off ``edgetpu_compiler -s``. An activation x activation product (``BATCH_MATMUL``, or a
@@ -55,7 +60,13 @@ class OpPlacement:
     reason: str
 
 
-def _placement(op, info, constant_tensors, shapes):
+def _reduces_innermost(op, shapes, constants) -> bool:
+    axes = constants.get(op.inputs[1]) if len(op.inputs) > 1 else None
+    rank = len(shapes.get(op.inputs[0], []))
+    return axes is not None and any(int(a) % max(rank, 1) == rank - 1 for a in axes)
+
+
+def _placement(op, info, constant_tensors, shapes, constants):
     big_rank = [i for i in op.inputs + op.outputs
                 if i >= 0 and i not in constant_tensors and sum(s > 1 for s in shapes[i]) > 3]
     if big_rank:
@@ -66,6 +77,8 @@ def _placement(op, info, constant_tensors, shapes):
         return "cpu", "FULLY_CONNECTED with non-constant weights"
     if op.name == "FULLY_CONNECTED" and op.outputs and sum(s > 1 for s in shapes[op.outputs[0]]) > 1:
         return "check", "token-wise FULLY_CONNECTED: the published row says 'output tensor is one-dimensional'"
+    if op.name == "MEAN" and _reduces_innermost(op, shapes, constants):
+        return "check", "MEAN over the innermost axis: Coral's row says x/y reductions only, Axis' says z % 4 == 0"
     if op.name == "GELU":
         return "cpu", "the fused GELU op is not in the Edge TPU table (export with gelu='sigmoid')"
     if op.name in MAPPED:
@@ -88,14 +101,16 @@ def edgetpu_report(path) -> dict:
     info = inspect_file(path)
     model = schema.Model.GetRootAs(read_model_bytes(path), 0)
     graph = model.Subgraphs(0)
-    constant_tensors, shapes = set(), {}
+    constant_tensors, shapes, constants = set(), {}, {}
     for i in range(graph.TensorsLength()):
         tensor = graph.Tensors(i)
         shapes[i] = [int(s) for s in tensor.ShapeAsNumpy()] if tensor.ShapeLength() else []
         buffer = model.Buffers(tensor.Buffer())
         if buffer is not None and (buffer.DataLength() > 0 or buffer.Size() > 0):
             constant_tensors.add(i)
-    placements = [OpPlacement(op.index, op.name, *_placement(op, info, constant_tensors, shapes))
+            if tensor.Type() == schema.TensorType.INT32 and buffer.DataLength() and buffer.DataLength() <= 64:
+                constants[i] = buffer.DataAsNumpy().view("<i4")  # small int32 constants: axes
+    placements = [OpPlacement(op.index, op.name, *_placement(op, info, constant_tensors, shapes, constants))
                   for op in info.operators]
     first_cpu = next((p for p in placements if p.placement != "tpu"), None)
     prefix = placements.index(first_cpu) if first_cpu else len(placements)
@@ -116,10 +131,13 @@ def edgetpu_report(path) -> dict:
 def format_report(report: dict) -> str:
     """A short text summary of :func:`edgetpu_report`."""
     first = report["first_cpu_op"]
+    prefix, total = report["tpu_prefix_ops"], report["total_ops"]
     lines = [
         f"full integer: {report['int8']}, static shapes: {report['static_shapes']}",
-        f"leading ops the Edge TPU can take: {report['tpu_prefix_ops']} of {report['total_ops']}",
-        "first CPU fallback: " + (f"op #{first.index} {first.op} ({first.reason})" if first else "none"),
+        f"leading ops the Edge TPU can take: {prefix} of {total}",
+        ("TPU part: " + (f"ops #0-#{prefix - 1}" if prefix else "none") + f"; it ends at op #{first.index} {first.op} "
+         f"({first.reason}): the compiler maps one leading segment, so ops #{first.index}-#{total - 1} run on the CPU"
+         if first else "TPU part: every op (nothing left to the CPU)"),
         "first op that certainly runs on the CPU: " + (
             f"op #{report['first_certain_cpu_op'].index} {report['first_certain_cpu_op'].op} "
             f"({report['first_certain_cpu_op'].reason})" if report["first_certain_cpu_op"] else "none"),

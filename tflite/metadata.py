@@ -6,13 +6,14 @@ stored in the model's buffer named ``TFLITE_METADATA``, with the labels in ``lab
 associated file packed as a zip archive appended to the flatbuffer. MediaPipe refuses a float32
 input without ``NormalizationOptions`` and names no class without the labels file.
 
-* :func:`add_metadata` writes it. It builds the metadata with the schema's generated Python that the
-  ``mediapipe`` wheel ships (``mediapipe/tasks/metadata/metadata_schema_py_generated.py``), loaded
-  by path: mediapipe itself is not imported (it clashes with TensorFlow in one process), only
-  ``flatbuffers`` runs. MediaPipe's own ``metadata_writers`` do not import in mediapipe 1.2.2, and
-  the releases whose writers do (mediapipe 0.10.21: numpy<2; mediapipe-numpy2 0.10.21:
-  protobuf<5; tflite-support 0.4.4: protobuf<4) cannot be installed beside TensorFlow 2.21
-  (protobuf>=6.31.1).
+* :func:`add_metadata` writes it with ``flatbuffers`` alone: the few tables an image classifier
+  needs, built by field slot from ``metadata_schema.fbs`` (the same slots the reader uses), so no
+  schema package is installed to write it. Maintained writers do not coexist with TensorFlow 2.21:
+  mediapipe 1.2.2's ``metadata_writers`` do not import, and the releases whose writers do
+  (mediapipe 0.10.21: numpy<2; mediapipe-numpy2 0.10.21: protobuf<5; tflite-support 0.4.4:
+  protobuf<4) cannot be installed beside its protobuf>=6.31.1. tests/test_tflite_metadata.py
+  checks the bytes with the schema's generated Python from the mediapipe wheel and with
+  MediaPipe's ``ImageClassifier`` itself.
 * :func:`read_metadata` reads it back with ``ai_edge_litert``'s model schema and ``flatbuffers``
   only (no TensorFlow, no mediapipe), so the device runtime can use the same labels and mean/std.
 * :func:`apply_outputs` ends the traced graph in a softmax (``outputs="probabilities"``, the default
@@ -30,10 +31,7 @@ Example:
     (['cat', 'dog'], (0.5, 0.5, 0.5))
 """
 
-import functools
-import importlib.util
 import io
-import os
 import zipfile
 
 OUTPUTS = ("probabilities", "logits")
@@ -44,13 +42,6 @@ _TENSOR_AXIS_LABELS = 2  # AssociatedFileType
 _NORMALIZATION_OPTIONS = 1  # ProcessUnitOptions
 # Every field written is in schema 1.0.0 (see the version history in metadata_schema.fbs).
 _MIN_PARSER_VERSION = "1.0.0"
-# Field slots of metadata_schema.fbs (a union takes two slots, its type and then its value).
-_MODEL_SUBGRAPHS, _MODEL_NAME, _MODEL_DESCRIPTION = 3, 0, 1
-_SUBGRAPH_INPUTS, _SUBGRAPH_OUTPUTS = 2, 3
-_TENSOR_NAME, _TENSOR_PROCESS_UNITS, _TENSOR_FILES = 0, 4, 6
-_UNIT_TYPE, _UNIT_OPTIONS = 0, 1
-_NORM_MEAN, _NORM_STD = 0, 1
-_FILE_NAME, _FILE_TYPE = 0, 2
 
 
 def check_outputs(outputs: str) -> str:
@@ -75,66 +66,101 @@ def apply_outputs(logits, outputs: str = "probabilities"):
     return keras.ops.softmax(logits, axis=-1) if check_outputs(outputs) == "probabilities" else logits
 
 
-@functools.lru_cache(maxsize=1)
-def _schema():
-    spec = importlib.util.find_spec("mediapipe")  # locates the package without running its __init__
-    path = spec and os.path.join(spec.submodule_search_locations[0], "tasks", "metadata",
-                                 "metadata_schema_py_generated.py")
-    if not path or not os.path.isfile(path):
-        raise ImportError(
-            "Writing TFLite metadata uses the metadata schema that the mediapipe wheel ships "
-            "(mediapipe/tasks/metadata/metadata_schema_py_generated.py); install it with "
-            "`pip install mediapipe==1.2.2`. Only that file is loaded, mediapipe is not imported."
-        )
-    module_spec = importlib.util.spec_from_file_location("keras_vit_tflite_metadata_schema", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module
+# Field slots of metadata_schema.fbs (a union takes two slots, its type and then its value); the
+# writer and the reader share them. Tables with the number of slots each declares.
+_MODEL_SLOTS, _MODEL_SUBGRAPHS, _MODEL_NAME, _MODEL_DESCRIPTION, _MODEL_MIN_PARSER = 8, 3, 0, 1, 7
+_SUBGRAPH_SLOTS, _SUBGRAPH_INPUTS, _SUBGRAPH_OUTPUTS = 10, 2, 3
+_TENSOR_SLOTS, _TENSOR_NAME, _TENSOR_DESCRIPTION, _TENSOR_CONTENT = 7, 0, 1, 3
+_TENSOR_PROCESS_UNITS, _TENSOR_STATS, _TENSOR_FILES = 4, 5, 6
+_CONTENT_SLOTS, _CONTENT_TYPE, _CONTENT_VALUE = 3, 0, 1
+_IMAGE_SLOTS, _IMAGE_COLOR_SPACE = 2, 0
+_UNIT_SLOTS, _UNIT_TYPE, _UNIT_OPTIONS = 2, 0, 1
+_NORM_SLOTS, _NORM_MEAN, _NORM_STD = 2, 0, 1
+_STATS_SLOTS, _STATS_MAX, _STATS_MIN = 2, 0, 1
+_FILE_SLOTS, _FILE_NAME, _FILE_DESCRIPTION, _FILE_TYPE = 5, 0, 1, 2
+# Enum values of the schema.
+_FEATURE_PROPERTIES, _IMAGE_PROPERTIES = 1, 2  # ContentProperties
+_RGB, _GRAYSCALE = 1, 2  # ColorSpaceType
 
 
-def _tensor(schema, name, description, content_type, content, process_units=(), files=()):
-    tensor = schema.TensorMetadataT()
-    tensor.name, tensor.description = name, description
-    tensor.content = schema.ContentT()
-    tensor.content.contentPropertiesType, tensor.content.contentProperties = content_type, content
-    tensor.processUnits = list(process_units) or None
-    tensor.associatedFiles = list(files) or None
-    return tensor
+def _table(builder, slots: int, fields) -> int:
+    """One table: ``fields`` are ``(slot, kind, value)`` with kind ``"offset"``, ``"int8"`` or ``"uint8"``."""
+    builder.StartObject(slots)
+    for slot, kind, value in fields:
+        if kind == "offset":
+            builder.PrependUOffsetTRelativeSlot(slot, value, 0)
+        elif kind == "int8":
+            builder.PrependInt8Slot(slot, value, 0)
+        else:
+            builder.PrependUint8Slot(slot, value, 0)
+    return builder.EndObject()
+
+
+def _offsets(builder, offsets) -> int:
+    builder.StartVector(4, len(offsets), 4)
+    for offset in reversed(offsets):
+        builder.PrependUOffsetTRelative(offset)
+    return builder.EndVector()
+
+
+def _floats(builder, values) -> int:
+    builder.StartVector(4, len(values), 4)
+    for value in reversed(values):
+        builder.PrependFloat32(float(value))
+    return builder.EndVector()
+
+
+def _tensor(builder, name, description, content, process_units=(), stats=None, files=()) -> int:
+    fields = [(_TENSOR_NAME, "offset", builder.CreateString(name)),
+              (_TENSOR_DESCRIPTION, "offset", builder.CreateString(description)),
+              (_TENSOR_CONTENT, "offset", content)]
+    if process_units:
+        fields.append((_TENSOR_PROCESS_UNITS, "offset", _offsets(builder, list(process_units))))
+    if stats is not None:
+        fields.append((_TENSOR_STATS, "offset", stats))
+    if files:
+        fields.append((_TENSOR_FILES, "offset", _offsets(builder, list(files))))
+    return _table(builder, _TENSOR_SLOTS, fields)
 
 
 def _metadata_bytes(labels, preprocessing, outputs, name, description) -> bytes:
+    """The ``M001`` flatbuffer, built with ``flatbuffers`` alone (the schema's few tables, by slot)."""
     import flatbuffers
 
-    s = _schema()
-    image = s.ImagePropertiesT()
-    image.colorSpace = s.ColorSpaceType.GRAYSCALE if preprocessing.channels == 1 else s.ColorSpaceType.RGB
-    normalization = s.NormalizationOptionsT()
-    normalization.mean = [m * 255.0 for m in preprocessing.mean]
-    normalization.std = [d * 255.0 for d in preprocessing.std]
-    unit = s.ProcessUnitT()
-    unit.optionsType, unit.options = s.ProcessUnitOptions.NormalizationOptions, normalization
+    b = flatbuffers.Builder(1024)
+    mean = _floats(b, [m * 255.0 for m in preprocessing.mean])
+    std = _floats(b, [d * 255.0 for d in preprocessing.std])
+    unit = _table(b, _UNIT_SLOTS, [(_UNIT_TYPE, "uint8", _NORMALIZATION_OPTIONS), (_UNIT_OPTIONS, "offset", _table(
+        b, _NORM_SLOTS, [(_NORM_MEAN, "offset", mean), (_NORM_STD, "offset", std)]))])
+    image = _table(b, _IMAGE_SLOTS, [(_IMAGE_COLOR_SPACE, "int8", _GRAYSCALE if preprocessing.channels == 1 else _RGB)])
     height, width = preprocessing.image_size
     image_tensor = _tensor(
-        s, "image", f"{height}x{width} {'grayscale' if preprocessing.channels == 1 else 'RGB'} image, "
+        b, "image", f"{height}x{width} {'grayscale' if preprocessing.channels == 1 else 'RGB'} image, "
         f"normalized per channel as (pixel - mean) / std with the mean and std below (0-255 pixels).",
-        s.ContentProperties.ImageProperties, image, [unit])
-    labels_file = s.AssociatedFileT()
-    labels_file.name, labels_file.type = LABELS_FILE, s.AssociatedFileType.TENSOR_AXIS_LABELS
-    labels_file.description = "Class names, one a line, in output order."
-    meaning = "Probability of each class (softmax)." if outputs == "probabilities" else "Logit of each class."
-    scores = _tensor(s, outputs, meaning, s.ContentProperties.FeatureProperties, s.FeaturePropertiesT(),
-                     files=[labels_file])
+        _table(b, _CONTENT_SLOTS, [(_CONTENT_TYPE, "uint8", _IMAGE_PROPERTIES), (_CONTENT_VALUE, "offset", image)]),
+        [unit])
+    labels_file = _table(b, _FILE_SLOTS, [
+        (_FILE_NAME, "offset", b.CreateString(LABELS_FILE)),
+        (_FILE_DESCRIPTION, "offset", b.CreateString("Class names, one a line, in output order.")),
+        (_FILE_TYPE, "int8", _TENSOR_AXIS_LABELS)])
+    stats = None
     if outputs == "probabilities":
-        scores.stats = s.StatsT()
-        scores.stats.max, scores.stats.min = [1.0], [0.0]
-    subgraph = s.SubGraphMetadataT()
-    subgraph.inputTensorMetadata, subgraph.outputTensorMetadata = [image_tensor], [scores]
-    model = s.ModelMetadataT()
-    model.name, model.description = name, description
-    model.subgraphMetadata, model.minParserVersion = [subgraph], _MIN_PARSER_VERSION
-    builder = flatbuffers.Builder(1024)
-    builder.Finish(model.Pack(builder), file_identifier=_IDENTIFIER)
-    return bytes(builder.Output())
+        top, bottom = _floats(b, [1.0]), _floats(b, [0.0])
+        stats = _table(b, _STATS_SLOTS, [(_STATS_MAX, "offset", top), (_STATS_MIN, "offset", bottom)])
+    meaning = "Probability of each class (softmax)." if outputs == "probabilities" else "Logit of each class."
+    feature = _table(b, 0, [])
+    scores = _tensor(b, outputs, meaning, _table(b, _CONTENT_SLOTS, [
+        (_CONTENT_TYPE, "uint8", _FEATURE_PROPERTIES), (_CONTENT_VALUE, "offset", feature)]),
+        stats=stats, files=[labels_file])
+    subgraph = _table(b, _SUBGRAPH_SLOTS, [(_SUBGRAPH_INPUTS, "offset", _offsets(b, [image_tensor])),
+                                           (_SUBGRAPH_OUTPUTS, "offset", _offsets(b, [scores]))])
+    fields = [(_MODEL_NAME, "offset", b.CreateString(name)),
+              (_MODEL_SUBGRAPHS, "offset", _offsets(b, [subgraph])),
+              (_MODEL_MIN_PARSER, "offset", b.CreateString(_MIN_PARSER_VERSION))]
+    if description:
+        fields.append((_MODEL_DESCRIPTION, "offset", b.CreateString(description)))
+    b.Finish(_table(b, _MODEL_SLOTS, fields), file_identifier=_IDENTIFIER)
+    return bytes(b.Output())
 
 
 def add_metadata(tflite_bytes: bytes, labels, preprocessing, *, outputs: str = "probabilities",
@@ -155,7 +181,6 @@ def add_metadata(tflite_bytes: bytes, labels, preprocessing, *, outputs: str = "
         The new ``.tflite`` bytes: the re-packed flatbuffer followed by a zip archive with ``labels.txt``.
 
     Raises:
-        ImportError: without the mediapipe wheel (its generated schema builds the metadata).
         ValueError: labels that do not match the outputs, a contract that does not match the input,
             or a label with a line break.
     """

@@ -21,6 +21,8 @@ class ConverterSettings:
         unfold_batchmatmul: the converter writes each activation x activation ``BATCH_MATMUL`` as
             ``SPLIT`` + one ``FULLY_CONNECTED`` per head.
         per_channel: per-channel weight scales (False: one scale per tensor).
+        quantizer_recipe: the name of an ``ai-edge-quantizer`` recipe in :mod:`keras_vit.tflite.quantizer`:
+            the converter writes a float32 file and the quantizer rewrites it with that recipe (``""``: none).
     """
 
     optimizations: tuple = ()
@@ -28,6 +30,7 @@ class ConverterSettings:
     supported_types: tuple = ()
     unfold_batchmatmul: bool = False
     per_channel: bool = True
+    quantizer_recipe: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +48,9 @@ class Mode:
         formulation: the :class:`keras_vit.layers.Formulation` the model is traced in.
         converter: the :class:`ConverterSettings`.
         target: a downstream compiler whose compatibility report the verifier adds (``"edgetpu"``), or ``""``.
+        pixel_input: the graph takes 0-255 pixels and normalizes them itself (the model's mean/std
+            inside), so MediaPipe runs it with mean 0 / std 1 metadata: the files apps consume. False:
+            the caller feeds ``(pixel / 255 - mean) / std``.
     """
 
     name: str
@@ -57,6 +63,7 @@ class Mode:
     formulation: Formulation = EXPORT
     converter: ConverterSettings = ConverterSettings()
     target: str = ""
+    pixel_input: bool = False
 
 
 _QUANTIZE = ("DEFAULT",)
@@ -68,15 +75,22 @@ _FULL_INT8 = ConverterSettings(_QUANTIZE, _INT8_OPS, unfold_batchmatmul=True)
 MODES = {
     m.name: m
     for m in (
-        Mode("float32", "float32 weights and activations", "float32", False, False, 1e-4, 1.0),
-        Mode("float16", "float16 weights, float32 compute", "float32", False, False, 5e-3, 0.98,
-             converter=ConverterSettings(_QUANTIZE, supported_types=("float16",))),
-        Mode("dynamic", "int8 weights, activations quantized on the fly", "float32", False, False, 0.15, 0.9,
-             converter=ConverterSettings(_QUANTIZE)),
-        Mode("int8", "full integer, int8 input/output (Android)", "int8", True, True, 0.25, 0.85,
+        Mode("float32", "float32 weights and activations; pixels in", "float32", False, False, 1e-4, 1.0,
+             pixel_input=True),
+        Mode("float16", "float16 weights, float32 compute; pixels in", "float32", False, False, 5e-3, 0.98,
+             converter=ConverterSettings(_QUANTIZE, supported_types=("float16",)), pixel_input=True),
+        Mode("dynamic", "int8 weights, activations quantized on the fly; pixels in", "float32", False, False,
+             0.15, 0.9, converter=ConverterSettings(_QUANTIZE), pixel_input=True),
+        # Static int8 FULLY_CONNECTED (per-channel weights) by ai-edge-quantizer, the rest float32: one
+        # XNNPACK partition, so its int8 GEMMs run there (benchmarks/RESULTS.md, "int8 on a CPU").
+        Mode("int8_cpu", "int8 matmuls, float elsewhere, float32 pixels in (Pi, Android CPU)", "float32", False,
+             True, 0.25, 0.85, converter=ConverterSettings(quantizer_recipe="fc_int8"), pixel_input=True),
+        # Normalized int8 input: the file for our runtime and NNAPI (MediaPipe refuses an int8 input).
+        Mode("int8", "full integer, int8 input/output (our runtime, NNAPI)", "int8", True, True, 0.25, 0.85,
              converter=_FULL_INT8),
-        Mode("uint8", "full integer, uint8 input/output (Android, Coral)", "uint8", True, True, 0.25, 0.85,
-             converter=_FULL_INT8),
+        # Pixels in: the input's scale 1 / zero point 0 is exact for the raw pixels MediaPipe feeds it.
+        Mode("uint8", "full integer, uint8 pixels in (MediaPipe, Android)", "uint8", True, True, 0.25, 0.85,
+             converter=_FULL_INT8, pixel_input=True),
         # The Newton step on rsqrt: TFLite's int16 RSQRT lookup table is coarse for small-variance tokens
         # (benchmarks/RESULTS.md); 16x8 is no closer to float than int8 here, so the same limits apply.
         Mode("int16x8", "int16 activations, int8 weights, float32 input/output", "float32", True, True, 0.25, 0.85,

@@ -1,7 +1,9 @@
 """How close an exported model stays to the Keras model it came from: one comparison for every format.
 
-NumPy only; the exported model is any ``images -> logits`` callable (a LiteRT runtime, an
-onnxruntime session), so TFLite and ONNX are measured the same way.
+NumPy only; the exported model is any ``images -> scores`` callable (a LiteRT runtime, an
+onnxruntime session), so TFLite and ONNX are measured the same way. Like is compared with like: for
+a file whose graph ends in softmax, the Keras logits pass through a softmax first, and the mode's
+limit on ``relative_error`` then reads as a share of the top probability.
 
 Example:
     >>> import numpy as np
@@ -40,17 +42,23 @@ def compare_logits(expected, actual, labels=None) -> dict:
     return metrics
 
 
-def compare(model, predict, images, labels=None) -> dict:
+def compare(model, predict, images, labels=None, outputs: str = "logits") -> dict:
     """Runs the Keras ``model`` and the export's ``predict`` on the same normalized float32 ``images``.
 
     Args:
         model: the Keras model.
-        predict: the exported model as a callable, ``(N, H, W, C) float32 -> (N, classes)`` logits.
+        predict: the exported model as a callable, ``(N, H, W, C) float32 -> (N, classes)`` scores.
         images: normalized float32 images.
         labels: true class indices (optional).
+        outputs: what ``predict`` returns, ``"logits"`` or ``"probabilities"`` (Keras' logits are
+            then softmaxed).
 
     Returns:
         :func:`compare_logits`' metrics.
     """
+    from keras_vit.tflite.runtime import softmax
+
     expected = model.predict(images, batch_size=64, verbose=0)
+    if outputs == "probabilities":
+        expected = softmax(np.asarray(expected, np.float32))
     return compare_logits(expected, predict(images), labels)

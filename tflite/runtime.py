@@ -1,8 +1,9 @@
 """``LiteRTModel``: run an exported ``.tflite`` with ai_edge_litert, NumPy and PIL only (no TensorFlow).
 
 This is what runs on a Raspberry Pi or in a CI job without TensorFlow: it reads the model and its
-JSON contract, preprocesses an image file per the contract (size, mean, std, input scale and zero
-point), runs it, and dequantizes the output.
+JSON contract (or, without one, the TFLite metadata inside the file), preprocesses an image file per
+the contract (size, mean, std, input scale and zero point; a file that normalizes in its graph is fed
+0-255 pixels), runs it, and dequantizes the output (probabilities or logits, as the file says).
 
 Example:
     >>> from keras_vit.tflite.runtime import LiteRTModel
@@ -37,6 +38,12 @@ def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     if not np.issubdtype(q.dtype, np.integer) or scale == 0:
         return q.astype(np.float32)
     return ((q.astype(np.float32) - zero_point) * scale).astype(np.float32)
+
+
+def to_pixels(images: np.ndarray, preprocessing) -> np.ndarray:
+    """Normalized float32 images -> the 0-255 float pixels they came from (``(x * std + mean) * 255``)."""
+    mean, std = np.asarray(preprocessing.mean, np.float32), np.asarray(preprocessing.std, np.float32)
+    return ((np.asarray(images, np.float32) * std + mean) * 255.0).astype(np.float32)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -119,7 +126,8 @@ class LiteRTModel:
 
     Args:
         path: the ``.tflite`` file; ``<stem>.json`` beside it supplies labels and preprocessing
-            (without it: labels ``"0".."n-1"`` and the default contract for the input shape).
+            (without it: the file's TFLite metadata, else labels ``"0".."n-1"`` and the default
+            contract for the input shape).
         num_threads: CPU threads for the interpreter (and XNNPACK).
         contract: an explicit contract path (default: beside the model).
 
@@ -170,10 +178,24 @@ class LiteRTModel:
                                  f"{self.path!r} takes {list(self.input['shape'])}. Copy the .tflite and .json "
                                  f"from the same export.")
         else:
-            self.labels = check_labels(None, num_outputs)
-            height, width, channels = (int(s) for s in self.input["shape"][1:])
-            self.preprocessing = Preprocessing(image_size=(height, width), channels=channels)
+            self._read_metadata(data, num_outputs)
         self.mode = self.contract["mode"] if self.contract else None
+        # Older contracts: logits, normalized input.
+        self.outputs = self.contract.get("outputs", "logits") if self.contract else self.outputs
+        self.normalizes_in_graph = bool(self.contract and self.contract.get("normalization") == "in_graph")
+
+    def _read_metadata(self, data, num_outputs):
+        """Labels, mean/std and outputs from the file's metadata (mean 0 / std 1 for in-graph normalization:
+        then ``normalize`` hands the graph the pixels themselves)."""
+        from keras_vit.tflite.metadata import read_metadata
+
+        height, width, channels = (int(s) for s in self.input["shape"][1:])
+        metadata = read_metadata(data)
+        metadata = metadata or {"labels": None, "mean": None, "std": None, "outputs": None}
+        self.labels = check_labels(metadata["labels"], num_outputs, where=f"labels in {self.path!r}'s metadata")
+        norm = {"mean": metadata["mean"], "std": metadata["std"]} if metadata["mean"] is not None else {}
+        self.preprocessing = Preprocessing(image_size=(height, width), channels=channels, **norm)
+        self.outputs = metadata["outputs"] or "logits"
 
     @property
     def input_shape(self) -> tuple:
@@ -192,6 +214,15 @@ class LiteRTModel:
         """
         return ops_outside_delegate(self.interpreter, self.path)
 
+    def _graph_input(self, images: np.ndarray) -> np.ndarray:
+        """uint8 pixels or normalized floats -> what the graph takes (normalized, or pixels if it normalizes)."""
+        if images.dtype == np.uint8:
+            return images.astype(np.float32) if self.normalizes_in_graph else self.preprocessing.normalize(images)
+        if not np.issubdtype(images.dtype, np.floating):
+            raise ValueError(f"images must be uint8 pixels or normalized floats; received dtype {images.dtype}.")
+        images = images.astype(np.float32)
+        return to_pixels(images, self.preprocessing) if self.normalizes_in_graph else images
+
     def _run_one(self, image: np.ndarray) -> np.ndarray:
         scale, zero_point = self.input["quantization"]
         self.interpreter.set_tensor(self.input["index"], quantize(image[None], self.input["dtype"], scale, zero_point))
@@ -203,7 +234,7 @@ class LiteRTModel:
         return dequantize(out, *self.output["quantization"])[0]
 
     def predict(self, images) -> np.ndarray:
-        """Logits (dequantized float32) for a batch.
+        """The output (dequantized float32: probabilities or logits, see ``self.outputs``) for a batch.
 
         Args:
             images: uint8 pixels ``(N, H, W, C)`` (normalized here by the contract) or float32 images
@@ -218,11 +249,7 @@ class LiteRTModel:
         expected = self.input_shape[1:]
         if images.ndim != 4 or tuple(images.shape[1:]) != expected:
             raise ValueError(f"images must have shape (N, {', '.join(map(str, expected))}); received {images.shape}.")
-        if images.dtype == np.uint8:
-            images = self.preprocessing.normalize(images)
-        elif not np.issubdtype(images.dtype, np.floating):
-            raise ValueError(f"images must be uint8 pixels or normalized floats; received dtype {images.dtype}.")
-        return np.stack([self._run_one(image.astype(np.float32)) for image in images])
+        return np.stack([self._run_one(image) for image in self._graph_input(images)])
 
     def classify(self, image_path, top_k: int = 5) -> list:
         """``[(label, probability), ...]`` for one image file, best first."""
@@ -230,7 +257,8 @@ class LiteRTModel:
 
         p = self.preprocessing
         pixels = load_image(image_path, p.image_size, p.channels, p.interpolation)
-        probabilities = softmax(self.predict(pixels[None])[0])
+        scores = self.predict(pixels[None])[0]
+        probabilities = scores if self.outputs == "probabilities" else softmax(scores)
         order = np.argsort(-probabilities)[: max(1, int(top_k))]
         return [(self.labels[i], float(probabilities[i])) for i in order]
 
@@ -243,7 +271,7 @@ class LiteRTModel:
         if runs < 1 or warmup < 0:
             raise ValueError(f"runs must be >= 1 and warmup >= 0; received runs={runs}, warmup={warmup}.")
         rng = np.random.default_rng(0)
-        image = self.preprocessing.normalize(rng.integers(0, 256, self.input_shape[1:], dtype=np.uint8))
+        image = self._graph_input(rng.integers(0, 256, self.input_shape[1:], dtype=np.uint8))
         scale, zero_point = self.input["quantization"]
         self.interpreter.set_tensor(self.input["index"], quantize(image[None], self.input["dtype"], scale, zero_point))
         return {**time_invoke(self.interpreter, runs, warmup), "runs": runs, "warmup": warmup,

@@ -5,8 +5,9 @@ Checks, each a row of the report table:
 * the file parses and has builtin ops only (no Flex / custom ops);
 * no dynamic shapes (batch-1 fixed signature);
 * integer modes: no float op inside (QUANTIZE / DEQUANTIZE only at the input or output);
-* the contract beside it matches (labels count, sha256);
-* with a Keras model and images: max abs / relative error of the logits and top-1 agreement,
+* the contract beside it matches (labels count, sha256), and so does the TFLite metadata inside it;
+* with a Keras model and images: max abs / relative error of the outputs (probabilities against
+  Keras' softmax, logits against its logits) and top-1 agreement,
   against the mode's thresholds (:mod:`keras_vit.tflite.modes`); with true labels, accuracy of both.
 
 The number of XNNPACK ``DELEGATE`` partitions is reported (one is ideal: every op in XNNPACK), with
@@ -115,10 +116,30 @@ def _edgetpu_report(path) -> str:
 TARGET_REPORTS = {"edgetpu": _edgetpu_report}  # Mode.target -> the report printed with the checks
 
 
-def _parity_checks(metrics, mode):
+def _metadata_check(path, runtime) -> Check:
+    """The TFLite metadata apps read agrees with the contract (labels, outputs, normalization)."""
+    from keras_vit.tflite.metadata import read_metadata
+
+    metadata = read_metadata(path)
+    if metadata is None:
+        return Check("metadata", False, "no TFLite metadata (MediaPipe refuses the file); re-export it")
+    expected_mean = (0.0,) * len(metadata["mean"] or ()) if runtime.normalizes_in_graph else runtime.preprocessing.mean
+    problems = [name for name, ok in (
+        ("labels", metadata["labels"] == runtime.labels), ("outputs", metadata["outputs"] == runtime.outputs),
+        ("mean", metadata["mean"] is not None and all(abs(a - b) < 1e-5 for a, b in zip(metadata["mean"],
+                                                                                       expected_mean))),
+    ) if not ok]
+    where = "in the graph" if runtime.normalizes_in_graph else "by the caller"
+    return Check("metadata", not problems,
+                 f"labels, {metadata['outputs']}, normalization {where}; as the contract says" if not problems
+                 else f"metadata disagrees with the contract on {', '.join(problems)}")
+
+
+def _parity_checks(metrics, mode, outputs):
     return [
-        Check("logits close to Keras", metrics["relative_error"] <= mode.max_relative_error,
-              f"max |tflite - keras| = {metrics['max_abs_error']:.3g} = {metrics['relative_error']:.3g} of max|logit| "
+        Check(f"{outputs} close to Keras", metrics["relative_error"] <= mode.max_relative_error,
+              f"max |tflite - keras| = {metrics['max_abs_error']:.3g} = {metrics['relative_error']:.3g} of "
+              f"max|{'probability' if outputs == 'probabilities' else 'logit'}| "
               f"(limit {mode.max_relative_error:g})"),
         Check("top-1 agrees with Keras", metrics["top1_agreement"] >= mode.min_top1_agreement,
               f"{metrics['top1_agreement']:.1%} of {metrics['images']} images (limit {mode.min_top1_agreement:.0%})"),
@@ -165,11 +186,12 @@ def verify_tflite(path, model=None, images=None, labels=None, *, mode=None, num_
     checks.append(Check("contract", runtime.contract is not None,
                         "labels and preprocessing JSON beside the model" if runtime.contract
                         else "no <stem>.json beside the model (labels/preprocessing unknown)"))
+    checks.append(_metadata_check(path, runtime))
     metrics = {}
     normalized = _images(images, runtime.preprocessing)
     if model is not None and normalized is not None:
-        metrics = compare(model, runtime.predict, normalized, labels)
-        checks += _parity_checks(metrics, mode)
+        metrics = compare(model, runtime.predict, normalized, labels, outputs=runtime.outputs)
+        checks += _parity_checks(metrics, mode, runtime.outputs)
     target_report = TARGET_REPORTS[mode.target](path) if mode.target else ""
     return VerifyReport(os.fspath(path), mode.name, info.size_bytes, dict(info.op_counts()), info.op_versions(),
                         tuple(info.inputs[0]), tuple(info.outputs[0]), runtime.delegate_partitions(), checks, metrics,

@@ -20,6 +20,21 @@ def _matmul_transposed(a, b):
     return ops.matmul(a, ops.swapaxes(b, -1, -2))
 
 
+def _scores(query, key):
+    """``query key^T`` of one head ``(N, d)``; with ``attention="broadcast"`` as MUL + MEAN over ``d``, times ``d``."""
+    if current_formulation().attention != "broadcast":
+        return _matmul_transposed(query, key)
+    depth = query.shape[-1]
+    return ops.mean(query[:, None, :] * key[None, :, :], axis=-1) * ops.cast(depth, query.dtype)
+
+
+def _apply(weights, value):
+    """``weights value`` of one head; with ``attention="broadcast"`` as MUL + MEAN over the keys, times ``N``."""
+    if current_formulation().attention != "broadcast":
+        return ops.matmul(weights, value)
+    return ops.mean(weights[:, :, None] * value[None, :, :], axis=1) * ops.cast(value.shape[0], value.dtype)
+
+
 @register
 class MultiHeadSelfAttention(keras.layers.Layer):
     """Self-attention over tokens: ``softmax(q k^T / sqrt(d_h)) v``, then a projection.
@@ -34,7 +49,9 @@ class MultiHeadSelfAttention(keras.layers.Layer):
     batched matmul) or ``"per_head"`` (batch 1 only: each head's ``q k^T`` and
     ``softmax v`` as 2-D matmuls; the TFLite converter writes ``q k^T`` as a
     ``FULLY_CONNECTED`` with ``k`` as its weights and ``softmax v`` as a 2-D
-    ``BATCH_MATMUL``: no tensor above 3-D, for the Edge TPU compiler).
+    ``BATCH_MATMUL``: no tensor above 3-D, for the Edge TPU compiler), or
+    ``"broadcast"`` (per head, each product as a broadcasting multiply and a mean: no
+    activation as weights, for the Edge TPU compiler).
 
     Args:
         num_heads: number of attention heads; must divide the token width D.
@@ -75,7 +92,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
 
     def call(self, tokens, training=False, return_attention_scores=False):
         qkv = self.qkv(tokens)
-        if current_formulation().attention == "per_head":
+        if current_formulation().attention in ("per_head", "broadcast"):
             attended, weights = self._per_head(qkv, training, return_attention_scores)
         else:
             attended, weights = self._batched(qkv, training)
@@ -115,8 +132,8 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             query = qkv[:, start : start + self.head_dim] * scale
             key = qkv[:, dim + start : dim + start + self.head_dim]
             value = qkv[:, 2 * dim + start : 2 * dim + start + self.head_dim]
-            weights = self._softmax(_matmul_transposed(query, key), value.dtype)  # (N, N)
-            outputs.append(ops.matmul(self.dropout(weights, training=training), value))  # (N, head_dim)
+            weights = self._softmax(_scores(query, key), value.dtype)  # (N, N)
+            outputs.append(_apply(self.dropout(weights, training=training), value))  # (N, head_dim)
             all_weights.append(weights)
         attended = ops.reshape(ops.concatenate(outputs, axis=-1), (1, num_tokens, dim))
         return attended, ops.stack(all_weights)[None] if return_attention_scores else None

@@ -7,7 +7,9 @@ forms and picks one with ``current_formulation()``:
 * ``attention`` (``MultiHeadSelfAttention``): ``"batch_matmul"``, q / k / v cut from the 3-D
   ``qkv`` tensor and multiplied for all heads at once; ``"per_head"``, each head's two products
   as 2-D matmuls at batch 1 (the converter writes ``q k^T`` as a ``FULLY_CONNECTED`` with an
-  activation as weights).
+  activation as weights); ``"broadcast"``, per head too, each product as an elementwise ``MUL``
+  with broadcasting and a ``MEAN`` over one axis (times its length), ops on the Edge TPU
+  compiler's published list, with no activation used as weights.
 * ``gelu`` (``gelu``): ``"exact"`` (Keras' fused kernel), ``"erf"`` (the same function with
   ``erf``; exact GELU lowers to ``Erfc``, which tf2onnx cannot convert), ``"tanh"`` (the tanh
   approximation) or ``"sigmoid"`` (the tanh approximation written with a sigmoid, an identity;
@@ -36,7 +38,7 @@ import contextlib
 import dataclasses
 import threading
 
-ATTENTIONS = ("batch_matmul", "per_head")
+ATTENTIONS = ("batch_matmul", "per_head", "broadcast")
 GELUS = ("exact", "erf", "tanh", "sigmoid")
 LAYER_NORMS = ("fused", "decomposed", "newton")
 PATCH_EMBEDDINGS = ("dense", "conv")
@@ -47,7 +49,7 @@ class Formulation:
     """The form each layer is traced in (see the module docstring for the choices).
 
     Args:
-        attention: ``"batch_matmul"`` or ``"per_head"`` (batch 1 only).
+        attention: ``"batch_matmul"``, ``"per_head"`` or ``"broadcast"`` (the last two batch 1 only).
         gelu: ``"exact"``, ``"erf"``, ``"tanh"`` or ``"sigmoid"``.
         layer_norm: ``"fused"``, ``"decomposed"`` or ``"newton"``.
         patch_embedding: ``"dense"`` or ``"conv"``.
