@@ -276,11 +276,12 @@ def _metadata_buffer(data: bytes):
     return model, None
 
 
-def read_metadata(model) -> dict:
+def read_metadata(model, where=None) -> dict:
     """The image-classifier metadata of a ``.tflite``, read with LiteRT's schema and ``flatbuffers`` only.
 
     Args:
         model: a ``.tflite`` path or its bytes.
+        where: the file's name for error messages (default: the path, or "the model").
 
     Returns:
         ``None`` for a file without metadata, else ``{"name", "description", "labels", "mean", "std",
@@ -293,9 +294,20 @@ def read_metadata(model) -> dict:
     Raises:
         ValueError: for a file that is not a TFLite model, or metadata that is not schema ``M001``.
     """
-    from keras_vit.tflite.inspection import NotTFLiteError, read_model_bytes
+    from keras_vit.tflite.inspection import read_model_bytes
 
     data = bytes(model) if isinstance(model, (bytes, bytearray, memoryview)) else read_model_bytes(model)
+    if where is None:
+        where = "the model" if isinstance(model, (bytes, bytearray, memoryview)) else str(model)
+    try:
+        return _read_metadata(data)
+    except Exception as error:  # damaged metadata raises anything from UnicodeDecodeError to struct.error
+        raise ValueError(f"{where!r}: {error}") from error
+
+
+def _read_metadata(data: bytes):
+    from keras_vit.tflite.inspection import NotTFLiteError
+
     if data[4:8] != b"TFL3":
         raise NotTFLiteError("The data is not a TFLite flatbuffer (no TFL3 identifier).")
     graph, raw = _metadata_buffer(data)

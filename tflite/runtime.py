@@ -190,7 +190,7 @@ class LiteRTModel:
         from keras_vit.tflite.metadata import read_metadata
 
         height, width, channels = (int(s) for s in self.input["shape"][1:])
-        metadata = read_metadata(data)
+        metadata = read_metadata(data, where=self.path)
         metadata = metadata or {"labels": None, "mean": None, "std": None, "outputs": None}
         self.labels = check_labels(metadata["labels"], num_outputs, where=f"labels in {self.path!r}'s metadata")
         norm = {"mean": metadata["mean"], "std": metadata["std"]} if metadata["mean"] is not None else {}
