@@ -15,7 +15,10 @@ OUTPUT_NAME = "logits"
 
 
 def input_signature(model):
-    """The batch-1 float32 ``TensorSpec`` named ``images`` of ``model``'s input."""
+    """The batch-1 float32 ``TensorSpec`` named ``images`` of ``model``'s input (TensorFlow backend only)."""
+    from keras_vit.backend import require_tensorflow
+
+    require_tensorflow("TFLite and ONNX export")
     import tensorflow as tf
 
     return [tf.TensorSpec((1,) + tuple(model.input_shape[1:]), tf.float32, name=INPUT_NAME)]
@@ -33,16 +36,18 @@ def _serve(model, formulation):
 
 def serving_function(model, formulation):
     """A ``tf.function`` ``images -> {"logits": ...}`` that traces ``model`` in ``formulation``."""
+    signature = input_signature(model)
     import tensorflow as tf
 
-    return tf.function(_serve(model, formulation), input_signature=input_signature(model))
+    return tf.function(_serve(model, formulation), input_signature=signature)
 
 
 def write_saved_model(model, directory: str, formulation) -> None:
     """Writes the serving function as a SavedModel (the TFLite converter freezes its variables)."""
     import keras
 
+    signature = input_signature(model)
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint("serving_default", _serve(model, formulation), input_signature=input_signature(model))
+    archive.add_endpoint("serving_default", _serve(model, formulation), input_signature=signature)
     archive.write_out(directory, verbose=False)
