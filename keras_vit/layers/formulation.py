@@ -7,7 +7,10 @@ forms and picks one with ``current_formulation()``:
 * ``attention`` (``MultiHeadSelfAttention``): ``"batch_matmul"``, q / k / v cut from the 3-D
   ``qkv`` tensor and multiplied for all heads at once; ``"per_head"``, each head's two products
   as 2-D matmuls at batch 1 (the converter writes ``q k^T`` as a ``FULLY_CONNECTED`` with an
-  activation as weights).
+  activation as weights); ``"fused"``, ``keras.ops.dot_product_attention`` (cuDNN flash
+  attention through JAX or PyTorch) whenever no attention weights are asked for and no
+  attention dropout is active, ``"batch_matmul"`` otherwise; ``"auto"`` (training), ``"fused"``
+  on GPUs and TPUs through JAX or PyTorch, ``"batch_matmul"`` on CPUs, where it measured faster.
 * ``gelu`` (``gelu``): ``"exact"`` (Keras' fused kernel), ``"erf"`` (the same function with
   ``erf``; exact GELU lowers to ``Erfc``, which tf2onnx cannot convert), ``"tanh"`` (the tanh
   approximation) or ``"sigmoid"`` (the tanh approximation written with a sigmoid, an identity;
@@ -36,7 +39,7 @@ import contextlib
 import dataclasses
 import threading
 
-ATTENTIONS = ("batch_matmul", "per_head")
+ATTENTIONS = ("batch_matmul", "per_head", "fused", "auto")
 GELUS = ("exact", "erf", "tanh", "sigmoid")
 LAYER_NORMS = ("fused", "decomposed", "newton")
 PATCH_EMBEDDINGS = ("dense", "conv")
@@ -47,7 +50,7 @@ class Formulation:
     """The form each layer is traced in (see the module docstring for the choices).
 
     Args:
-        attention: ``"batch_matmul"`` or ``"per_head"`` (batch 1 only).
+        attention: ``"batch_matmul"``, ``"per_head"`` (batch 1 only), ``"fused"`` or ``"auto"``.
         gelu: ``"exact"``, ``"erf"``, ``"tanh"`` or ``"sigmoid"``.
         layer_norm: ``"fused"``, ``"decomposed"`` or ``"newton"``.
         patch_embedding: ``"dense"`` or ``"conv"``.
@@ -70,7 +73,7 @@ class Formulation:
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(Formulation))
-TRAINING = Formulation()
+TRAINING = Formulation(attention="auto")
 EXPORT = Formulation(gelu="erf", layer_norm="decomposed")
 
 _state = threading.local()
