@@ -24,7 +24,7 @@ def _packages():
     return sorted(set(found))
 
 
-# Measured working together here: Python 3.11, see DEVELOPERS brief and README.
+# Measured working together here on Python 3.11, 3.12 and 3.13 (.ci/other_pythons.sh runs a fast subset on each).
 TRAIN = [
     "tensorflow==2.21.0",
     "keras==3.15.1",
@@ -53,24 +53,50 @@ WEIGHTS_TEST = [
 # keras_vit.tflite.metadata writes with; it keeps TensorFlow's protobuf and numpy (0.10.21 needs numpy<2).
 TEST = ["pytest==9.0.3", "importlib-resources==7.1.0"] + WEIGHTS_TEST + ["mediapipe==1.2.2"]
 
+# Python 3.10 (end of life 2026-10) has no wheels of these pins: the newest releases that support it, checked with
+# `pip download --no-deps --only-binary=:all: --python-version 3.10`. The pins above stay as measured on 3.11+.
+PY310 = {"keras": "3.12.4", "numpy": "2.2.6", "pillow": "12.3.0", "scikit-learn": "1.7.2", "matplotlib": "3.10.9",
+         "onnxruntime": "1.23.2", "transformers": "5.20.2"}
+
+
+def _every_python(pins):
+    """Each pin as written for Python 3.11+, and its PY310 release (if any) for Python 3.10."""
+    out = []
+    for pin in pins:
+        name = pin.split("==")[0]
+        if name in PY310:
+            out += [f"{pin}; python_version >= '3.11'", f"{name}=={PY310[name]}; python_version < '3.11'"]
+        else:
+            out.append(pin)
+    return out
+
+
 setup(
     name="keras-vit",
     version="0.1.0",
     description="Vision Transformer (ViT) for Keras 3: train with tf.distribute, ship int8 TFLite.",
     long_description=open(os.path.join(HERE, "README.md"), encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    python_requires=">=3.11,<3.12",
+    python_requires=">=3.10,<3.14",
     packages=_packages(),
     package_dir={p: f for p, f in ROOTS.items()},
     package_data={"keras_vit": ["data/*.tsv"], "keras_vit.training": ["configs/*.py"]},
-    install_requires=TRAIN + RUNTIME,
+    install_requires=_every_python(TRAIN + RUNTIME),
     extras_require={
-        "runtime": RUNTIME,
-        "export": EXPORT,
-        "plot": PLOT,
-        "test": TEST + EXPORT + PLOT,
+        "runtime": _every_python(RUNTIME),
+        "export": _every_python(EXPORT),
+        "plot": _every_python(PLOT),
+        "test": _every_python(TEST + EXPORT + PLOT),
     },
     entry_points={"console_scripts": ["keras-vit=keras_vit.cli:main"]},
     license="Apache-2.0",
-    classifiers=["Programming Language :: Python :: 3.11", "Framework :: Keras"],
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3.10",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Programming Language :: Python :: 3.13",
+        "Operating System :: POSIX :: Linux",
+        "Framework :: Keras",
+    ],
 )

@@ -74,17 +74,28 @@ def _register_layers(*_):
 
 
 class _AfterKerasImport:
-    """Registers our layers right after ``import keras`` runs (a lazy package must not import it itself)."""
+    """Registers our layers right after ``import keras`` runs (a lazy package must not import it itself).
+
+    It stays on ``sys.meta_path`` until Keras really executes: a mere ``find_spec("keras")`` probe
+    (TensorFlow makes one) must not use it up.
+    """
+
+    _finding = False
 
     def find_spec(self, name, path=None, target=None):
-        if name != "keras":
+        if name != "keras" or self._finding:
             return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec("keras")
+        self._finding = True
+        try:
+            spec = importlib.util.find_spec("keras")
+        finally:
+            self._finding = False
         if spec is not None and spec.loader is not None:
             run = spec.loader.exec_module
 
             def exec_module(module):
+                if self in sys.meta_path:
+                    sys.meta_path.remove(self)
                 run(module)
                 try:
                     _register_layers()

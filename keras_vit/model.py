@@ -2,7 +2,8 @@
 
 import keras
 
-from keras_vit.layers import ClassificationHead, PatchEncoder, Patches, TransformerBlock
+from keras_vit.layers import ClassificationHead, ConvStem, PatchEncoder, Patches, TransformerBlock
+from keras_vit.layers.conv_stem import stem_arguments
 from keras_vit.preprocessing import Preprocessing
 from keras_vit.serialization import register
 
@@ -34,9 +35,15 @@ def _class_names(class_names, num_classes):
     return names
 
 
-def _check_divisible(image_size, patch_size, hidden_dim, num_heads):
-    for axis, size in zip(("height", "width"), image_size):
-        if size % patch_size:
+def _check_divisible(image_size, patch_size, hidden_dim, num_heads, feature_size=None):
+    for axis, size, cut in zip(("height", "width"), image_size, feature_size or image_size):
+        if feature_size is not None and cut % patch_size:
+            raise ValueError(
+                f"The stem's feature map {axis} {cut} (from image {axis} {size}) is not divisible by "
+                f"patch_size={patch_size}. With a stem, patch_size cuts the feature map: use patch_size=1 "
+                f"(the paper's hybrid) or one that divides {cut}."
+            )
+        if size % patch_size and feature_size is None:
             raise ValueError(
                 f"image_size {axis} {size} is not divisible by patch_size={patch_size}. "
                 f"Use image_size={size // patch_size * patch_size or patch_size} "
@@ -50,12 +57,21 @@ def _check_divisible(image_size, patch_size, hidden_dim, num_heads):
         )
 
 
+def _plain(value):
+    """A config value without Keras' tracking wrappers (a tracked dict or list as a plain one)."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
 @register
 class VisionTransformer(keras.Model):
     """ViT (Dosovitskiy et al., 2021) as a functional ``keras.Model``.
 
-    ``image -> Patches -> PatchEncoder -> Dropout -> TransformerBlock x L ->
-    ClassificationHead``. Its config is exactly its constructor arguments, so a
+    ``image -> [ConvStem] -> Patches -> PatchEncoder -> Dropout -> TransformerBlock x L ->
+    ClassificationHead``; the stem is there only in the hybrid architecture (``stem=``). Its config is exactly its constructor arguments, so a
     ``.keras`` file reloads with ``keras.models.load_model``. Inputs are
     channels-last float images already normalized by the preprocessing contract
     (see :mod:`keras_vit.preprocessing`).
@@ -82,6 +98,11 @@ class VisionTransformer(keras.Model):
         interpolation: how images are resized to ``image_size`` (``"bilinear"``,
             ``"bicubic"`` or ``"nearest"``).
         class_names: the names of the outputs, in order (``None``: unnamed).
+        stem: ``None`` (default: the plain ViT, patches cut from the image), or the hybrid
+            architecture of the paper (Sec. 3.1): a :class:`~keras_vit.layers.ConvStem` named in
+            ``keras_vit.layers.conv_stem.STEMS`` (``"conv3x2"``, ``"conv3x1"``, ``"conv16"``) or given
+            as a dict of its arguments. ``patch_size`` then cuts the stem's feature map (1: every
+            feature-map cell is a token); the sublayer is named ``stem``.
 
     The contract (``image_size``, ``mean``, ``std``, ``interpolation``,
     ``class_names``) is saved in the ``.keras`` file, so training, evaluation and
@@ -124,6 +145,7 @@ class VisionTransformer(keras.Model):
         std=0.5,
         interpolation: str = "bilinear",
         class_names=None,
+        stem=None,
         dtype=None,
         **kwargs,
     ):
@@ -134,11 +156,14 @@ class VisionTransformer(keras.Model):
                             ("mlp_dim", mlp_dim), ("patch_size", patch_size)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer; received {name}={value!r}.")
-        _check_divisible(shape[:2], patch_size, hidden_dim, num_heads)
-        grid = (shape[0] // patch_size, shape[1] // patch_size)
+        stem_layer = None if stem is None else ConvStem(**stem_arguments(stem), dtype=dtype, name="stem")
+        feature = None if stem_layer is None else stem_layer.compute_output_shape((None,) + shape)[1:3]
+        _check_divisible(shape[:2], patch_size, hidden_dim, num_heads, feature)
+        grid = tuple(size // patch_size for size in (feature or shape[:2]))
 
         images = keras.Input(shape=shape, name="images")
-        x = Patches(patch_size, dtype=dtype, name="patches")(images)
+        x = images if stem_layer is None else stem_layer(images)
+        x = Patches(patch_size, dtype=dtype, name="patches")(x)
         x = PatchEncoder(hidden_dim, position_embedding, grid, dtype=dtype, name="patch_encoder")(x)
         x = keras.layers.Dropout(dropout_rate, dtype=dtype, name="embedding_dropout")(x)
         for i in range(num_layers):
@@ -175,6 +200,7 @@ class VisionTransformer(keras.Model):
         self.layer_norm_epsilon = layer_norm_epsilon
         self.mean, self.std, self.interpolation = contract.mean, contract.std, contract.interpolation
         self.class_names = class_names
+        self.stem = stem
 
     @property
     def preprocessing(self) -> Preprocessing:
@@ -320,6 +346,7 @@ class VisionTransformer(keras.Model):
             "std": list(self.std),
             "interpolation": self.interpolation,
             "class_names": None if self.class_names is None else list(self.class_names),
+            "stem": _plain(self.stem),
         }
 
     @classmethod

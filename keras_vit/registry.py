@@ -66,6 +66,31 @@ register_variant(
     hidden_dim=32, num_layers=2, num_heads=2, mlp_dim=128,
 )
 
+# The hybrid architecture (paper Sec. 3.1): a convolutional stem, its feature map cut into 1x1 patches.
+# Tokens are pooled by their mean (CCT drops the [class] token too; it also quantizes better, see tflite tests).
+# CIFAR, CCT's two-conv tokenizer (8x8 tokens): the hour-on-two-cores model of training/configs/cifar10_hour.py.
+register_variant(
+    "vit_hybrid_cifar_conv3x2_32", None, image_size=32, patch_size=1, num_classes=10, stem="conv3x2",
+    hidden_dim=128, num_layers=4, num_heads=2, mlp_dim=256, pooling="gap",
+)
+# CIFAR, CCT-7/3x1's size and one-conv tokenizer (16x16 tokens, Hassani et al. 2021: 94.8% at 200 epochs):
+# the GPU recipe's model (training/configs/cifar10_gpu.py).
+register_variant(
+    "vit_hybrid_cifar_conv3x1_32", None, image_size=32, patch_size=1, num_classes=10,
+    stem={"filters": [256], "kernel_size": 3, "strides": 1, "pooling": "max"},
+    hidden_dim=256, num_layers=7, num_heads=4, mlp_dim=512, pooling="gap",
+)
+# ImageNet size, Ti width and depth on a stride-16 convolutional stem (Xiao et al. 2021): the 14x14 grid of Ti/16.
+register_variant(
+    "vit_hybrid_tiny_conv16_224", None, image_size=224, patch_size=1, num_classes=1000, stem="conv16",
+    hidden_dim=192, num_layers=12, num_heads=3, mlp_dim=768,
+)
+# A tiny hybrid for tests.
+register_variant(
+    "vit_hybrid_test", None, image_size=32, patch_size=1, num_classes=10, stem={"filters": [8, 16]},
+    hidden_dim=32, num_layers=2, num_heads=2, mlp_dim=64, pooling="gap",
+)
+
 _NOTATION_RE = re.compile(r"^(Ti|S|B|L|H)/(\d+)(?:@(\d+))?$")
 
 

@@ -31,6 +31,12 @@ PINNED_PARAMS = {
     "vit_cifar_patch4_32": 2_693_578,
     "vit_digits_patch2_8": 202_186,
     "vit_test": 32_554,
+    # The hybrid (conv stem + 1x1 patches); vit_hybrid_cifar_conv3x1_32 is CCT-7/3x1's size (CCT: 3.760M,
+    # with a sequence-pooling head and no projection after its tokenizer).
+    "vit_hybrid_cifar_conv3x1_32": 3_831_818,
+    "vit_hybrid_cifar_conv3x2_32": 632_074,
+    "vit_hybrid_tiny_conv16_224": 5_825_560,
+    "vit_hybrid_test": 21_530,
 }
 LARGE = 50_000_000
 

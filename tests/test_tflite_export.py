@@ -18,37 +18,20 @@ import os
 import numpy as np
 import pytest
 from conftest import run_python
+from export_harness import train_and_export_script
 
 from keras_vit.datasets import CIFAR10_LABELS
 
 MODES = ("dynamic", "edgetpu", "float16", "float32", "int16x8", "int8", "uint8")
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, cifar10_train_root, cifar10_test_root):
     out = tmp_path_factory.mktemp("export")
     model_path = str(out / "vit_test.keras")
-    code = f"""
-import sys
-sys.path.insert(0, {HERE!r})
-import keras
-from conftest import read_image_folder
-import keras_vit
-from keras_vit.preprocessing import Preprocessing
-keras.utils.set_random_seed(0)
-x, y = read_image_folder({cifar10_train_root!r}, per_class=100)
-model = keras_vit.create_model("vit_test", pooling="gap", representation_size=16, representation_activation="tanh",
-                               class_names={list(CIFAR10_LABELS)!r})
-model.compile(keras.optimizers.Adam(2e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-model.fit(Preprocessing.for_model(model).normalize(x), y, epochs=4, batch_size=50, verbose=0)
-model.save({model_path!r})
-from keras_vit.cli import main
-code = main(["export", {model_path!r}, {str(out / "vit.tflite")!r}, "--mode", "all",
-             "--calibration", {cifar10_train_root!r}, "--calibration-size", "100",
-             "--verify-images", {cifar10_test_root!r}, "--verify-count", "200"])
-print("EXIT", code)
-"""
+    code = train_and_export_script(
+        "vit_test", 'pooling="gap", representation_size=16, representation_activation="tanh"', model_path,
+        str(out / "vit.tflite"), cifar10_train_root, cifar10_test_root)
     stdout = run_python(code, timeout=900)
     return out, stdout
 

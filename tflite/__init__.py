@@ -13,6 +13,7 @@ Modules, one role each:
 * :mod:`keras_vit.tflite.inspection` - what is inside a ``.tflite`` file (ops, dtypes, Flex ops).
 * :mod:`keras_vit.tflite.verify` - ``verify_tflite``: inspection plus parity with Keras.
 * :mod:`keras_vit.tflite.runtime` - ``LiteRTModel``: runs a ``.tflite`` with ai_edge_litert alone.
+* :mod:`keras_vit.tflite.selfcheck` - on a device: XNNPACK against LiteRT's reference kernels.
 * :mod:`keras_vit.tflite.edgetpu` - Coral Edge TPU compatibility report.
 * :mod:`keras_vit.tflite.onnx_export` - ONNX through tf2onnx, checked with onnxruntime.
 

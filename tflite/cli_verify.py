@@ -12,9 +12,15 @@ def add_arguments(parser):
     parser.add_argument("--count", type=int, default=200, help="images compared (default 200)")
     parser.add_argument("--mode", default=None, help="thresholds of this mode (default: from the contract)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--self-check", action="store_true",
+                        help="on the device: compare XNNPACK with LiteRT's reference kernels on 8 images")
 
 
 def run(args) -> int:
+    if args.self_check:
+        from keras_vit.tflite import selfcheck
+
+        return selfcheck.run(args)
     from keras_vit.tflite.verify import verify_tflite
 
     model = images = labels = None

@@ -9,6 +9,10 @@ through :func:`keras_vit.atomic.atomic_path`.
 Under ``MultiWorkerMirroredStrategy`` every worker must take part in a save;
 only the chief writes into the run folder, the others write to a scratch
 folder and delete it (the TensorFlow multi-worker pattern).
+
+A save that fails (a full disk, a quota, an I/O error) removes what it wrote
+of the new checkpoint, so the space is free again and the previous checkpoint
+stays the latest, and raises :class:`~keras_vit.training.faults.WriteFailed`.
 """
 
 import glob
@@ -19,6 +23,7 @@ import tempfile
 
 import tensorflow as tf
 
+from keras_vit.training.faults import writing
 from keras_vit.training.strategy import is_chief
 
 log = logging.getLogger("keras_vit.training")
@@ -61,9 +66,23 @@ class Checkpoints:
         log.info("Resumed from %s", latest)
         return True
 
+    def latest_step(self):
+        """The step of the newest complete checkpoint in the chief's folder, or None."""
+        latest = tf.train.latest_checkpoint(self.directory)
+        return None if latest is None else int(latest.rsplit("-", 1)[1])
+
     def save(self, step: int) -> str:
         """Writes checkpoint ``step`` (all workers call this together)."""
-        path = self.manager.save(checkpoint_number=step)
-        if not self.chief:
-            shutil.rmtree(self.manager.directory, ignore_errors=True)
+        prefix = os.path.join(self.manager.directory, f"ckpt-{step}")
+        try:
+            with writing(prefix):
+                path = self.manager.save(checkpoint_number=step)
+        except BaseException:
+            if self.chief and tf.train.latest_checkpoint(self.directory) != prefix:
+                for partial in glob.glob(prefix + ".*") + glob.glob(prefix + "_temp*"):
+                    shutil.rmtree(partial, ignore_errors=True) if os.path.isdir(partial) else os.remove(partial)
+            raise
+        finally:
+            if not self.chief:
+                shutil.rmtree(self.manager.directory, ignore_errors=True)
         return path

@@ -3,13 +3,21 @@
 Precedence: TrainConfig defaults < ``--config`` file < flags. Rerunning the same
 command resumes from the newest checkpoint in ``--output-dir``.
 
+A run that stops on purpose prints one line saying why and how to go on, and exits with
+75 (SIGTERM/SIGINT: a checkpoint of the current step was saved; rerun to resume), 74 (a write
+failed: full disk, quota, I/O error; earlier checkpoints are intact), 65 (non-finite loss or
+gradient) or 69 (a worker of a multi-worker run was lost); see ``keras_vit.training.faults``.
+
 Example:
     keras-vit train --config cifar10_vit_small --output-dir runs/cifar10
     keras-vit train --model vit_test --data digits --epochs 2 --smoke
+    keras-vit train --config cifar10_hour --time-budget 60 --output-dir runs/hour
 """
 
 import argparse
 import json
+import os
+import sys
 
 # flag -> TrainConfig field (None = same name with dashes as underscores)
 _FLAGS = {
@@ -44,6 +52,12 @@ _FLAGS = {
     "--checkpoint-every": ("checkpoint_every", int, "steps between checkpoints (also at epoch ends)"),
     "--max-train-examples": ("max_train_examples", int, "use a seeded subset of N training examples"),
     "--max-eval-examples": ("max_eval_examples", int, "use a seeded subset of N evaluation examples"),
+    "--time-budget": ("time_budget", float, "wall-clock MINUTES for the whole run (loading, compiling, final "
+                      "evaluation included): the schedule is fitted to it after --calibration-steps"),
+    "--calibration-steps": ("calibration_steps", int, "steps timed before a --time-budget run fixes its schedule"),
+    "--keep-checkpoints": ("keep_checkpoints", int, "periodic checkpoints kept"),
+    "--log-every": ("log_every", int, "steps between TensorBoard scalars (and stdout lines with --no-progress)"),
+    "--on-nan": ("on_nan", str, "non-finite loss or gradient: stop (default) | skip the step"),
 }
 
 
@@ -94,9 +108,19 @@ def run(args) -> int:
     import logging
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from keras_vit.training.faults import Preempted, RunStopped, WorkerLost
     from keras_vit.training.run import train
 
-    summary = train(build_config(args))
+    try:
+        summary = train(build_config(args))
+    except RunStopped as stopped:
+        print(stopped, file=sys.stderr, flush=True)
+        if isinstance(stopped, (Preempted, WorkerLost)):
+            # Everything is saved and flushed; skip the interpreter's teardown of TensorFlow (seconds on a
+            # busy machine, and gRPC may wait for the lost peer), since a preemption's grace period is short.
+            sys.stdout.flush()
+            os._exit(stopped.exit_code)
+        return stopped.exit_code
     shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in summary.items() if k != "step_losses"}
     print("Summary: " + json.dumps(shown))
     return 0

@@ -12,6 +12,7 @@ import json
 import os
 
 CROPS = ("pad", "resized", "none")
+ON_NAN = ("stop", "skip")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,8 +85,12 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 500  # steps (also at every epoch end)
     keep_checkpoints: int = 3
-    log_every: int = 50  # steps, TensorBoard scalars
+    log_every: int = 50  # steps, TensorBoard scalars (and a stdout line without the progress bar)
     progress: bool = True
+    # wall-clock budget (training/budget.py): minutes, 0 = off; the schedule is fitted after calibration_steps
+    time_budget: float = 0.0
+    calibration_steps: int = 20
+    on_nan: str = "stop"  # a non-finite loss or gradient: "stop" the run, or "skip" the step
 
     def update(self, values: dict) -> "TrainConfig":
         """Sets fields from ``values``; unknown keys raise with the list of valid ones.
@@ -106,6 +111,8 @@ class TrainConfig:
             setattr(self, key, value)
         if augment:
             self.augment = dataclasses.replace(self.augment, **augment)
+        if self.on_nan not in ON_NAN:
+            raise ValueError(f"on_nan must be one of {ON_NAN}; received on_nan={self.on_nan!r}.")
         return self
 
     def to_json(self) -> str:
@@ -139,4 +146,5 @@ def smoke(config: TrainConfig) -> TrainConfig:
     return config.update({
         "epochs": 2, "steps_per_epoch": 4, "batch_size": min(config.batch_size, 32),
         "max_train_examples": 512, "max_eval_examples": 256, "checkpoint_every": 4, "log_every": 2,
+        "calibration_steps": min(config.calibration_steps, 3),
     })

@@ -14,6 +14,7 @@ import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
 from keras_vit.atomic import atomic_write
+from keras_vit.training.faults import writing
 
 
 class History:
@@ -43,7 +44,8 @@ class History:
             return
         metadata = summary_pb2.SummaryMetadata(data_class=summary_pb2.DATA_CLASS_SCALAR)
         metadata.plugin_data.plugin_name = "scalars"
-        with self.writers[kind].as_default(step=step):
+        with writing(os.path.join(os.path.dirname(self.path), "tensorboard", kind)), \
+                self.writers[kind].as_default(step=step):
             for key, value in values.items():
                 tf.summary.write(key, tf.constant(float(value), tf.float32), metadata=metadata)
 
@@ -57,6 +59,12 @@ class History:
         writer = csv.DictWriter(buffer, columns, restval="")
         writer.writeheader()
         writer.writerows(self.rows)
-        atomic_write(self.path, buffer.getvalue())
-        for writer in self.writers.values():
-            writer.flush()
+        with writing(self.path):
+            atomic_write(self.path, buffer.getvalue())
+        self.flush()
+
+    def flush(self):
+        """Flushes the TensorBoard files (a full disk raises ``WriteFailed`` naming the folder)."""
+        for name, writer in self.writers.items():
+            with writing(os.path.join(os.path.dirname(self.path), "tensorboard", name)):
+                writer.flush()

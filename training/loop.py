@@ -11,6 +11,13 @@ Keras' TensorFlow optimizer sums gradients across replicas itself inside
 ``apply``; we hand it ``g / num_replicas`` of the already-reduced ``g`` so its
 sum restores ``g`` exactly (clipping must see the reduced gradient, which the
 optimizer's own ``global_clipnorm`` would not).
+
+Faults are decided inside the step, at no extra host sync: a step whose loss or
+global gradient norm is not finite is not applied (``skipped`` = 1; with fp16
+loss scaling the loss-scale optimizer skips such gradients itself), and the
+host's stop request (a signal) rides in the gradient all-reduce, so every
+worker sees the same ``stop`` after the same step. The values the host reads
+come back in one all-reduce instead of three.
 """
 
 import itertools
@@ -49,9 +56,11 @@ class Trainer:
         self.loss_scaling = hasattr(optimizer, "scale_loss") and hasattr(optimizer, "dynamic_scale")
         self.replicas = strategy.num_replicas_in_sync
         # One replica: compile the whole step (forward, backward, update) into one XLA cluster.
-        # Several: compile forward/backward; the all-reduce and update run as collectives.
+        # Several: compile forward/backward; the all-reduce and update run as collectives, in the outer
+        # function itself (a nested tf.function may not hold the optimizer's merge_call under a cond).
         self._grads_fn = tf.function(self._gradients, jit_compile=self.jit_compile and self.replicas > 1)
-        self._replica_step = tf.function(self._replica_update, jit_compile=self.jit_compile and self.replicas == 1)
+        self._replica_step = tf.function(self._replica_update, jit_compile=self.jit_compile) if self.replicas == 1 \
+            else self._replica_update
         self._train = tf.function(self._distributed_train)
         self._eval = tf.function(self._distributed_eval)
 
@@ -68,39 +77,76 @@ class Trainer:
             tf.equal(tf.argmax(logits, -1), tf.argmax(labels, -1)), tf.float32))
         return grads, tf.reduce_sum(losses), correct
 
-    def _replica_update(self, images, labels):
+    def _replica_update(self, images, labels, stop):
         variables = self.model.trainable_variables
         grads, loss_sum, correct = self._grads_fn(images, labels) if self.replicas > 1 \
             else self._gradients(images, labels)
-        if self.replicas > 1:
-            grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        bad_loss = tf.cast(tf.logical_not(tf.math.is_finite(loss_sum)), tf.float32)
+        if self.replicas > 1:  # the two flags share the gradients' collective (identity: a copy on this replica)
+            *grads, bad_loss, stop = tf.distribute.get_replica_context().all_reduce(
+                tf.distribute.ReduceOp.SUM, [*grads, bad_loss, tf.identity(stop)])
         norm = tf.linalg.global_norm(grads)
         if self.loss_scaling:
             norm = norm / tf.cast(self.optimizer.dynamic_scale, norm.dtype)
+            finite = tf.equal(bad_loss, 0.0)  # the loss-scale optimizer skips non-finite gradients itself
+        else:
+            finite = tf.logical_and(tf.equal(bad_loss, 0.0), tf.math.is_finite(norm))
         if self.clip_norm > 0:
             factor = tf.minimum(1.0, self.clip_norm / tf.maximum(norm, 1e-12))
             grads = [g * tf.cast(factor, g.dtype) for g in grads]
         if self.replicas > 1:
             grads = [g / self.replicas for g in grads]
-        self.optimizer.apply(grads, variables)
-        return loss_sum, correct, norm
+        self._apply_if(finite, grads, variables)
+        shared = tf.stack([tf.cast(norm, tf.float32), 1.0 - tf.cast(finite, tf.float32), tf.minimum(stop, 1.0)])
+        return tf.stack([tf.cast(loss_sum, tf.float32), correct]), shared
 
-    def _distributed_train(self, iterator):
+    def _apply_if(self, finite, grads, variables):
+        """``optimizer.apply`` only when ``finite`` (equal on every replica: it follows the reduced gradient)."""
+        if self.loss_scaling:
+            self.optimizer.apply(grads, variables)
+            return
+        if tf.__internal__.distribute.strategy_supports_no_merge_call():
+            tf.cond(finite, lambda: self.optimizer.apply(grads, variables), lambda: None)
+            return
+
+        # The optimizer calls merge_call, which a cond branch in a replica context may not (Keras'
+        # LossScaleOptimizer takes the same way round): decide in the cross-replica context.
+        def cross_replica(strategy, finite, grads):
+            finite = strategy.experimental_local_results(finite)[0]
+            tf.cond(finite, lambda: strategy.extended.call_for_each_replica(
+                self.optimizer.apply, args=(grads, variables)), lambda: None)
+
+        tf.distribute.get_replica_context().merge_call(cross_replica, args=(finite, grads))
+
+    def _distributed_train(self, iterator, stop):
         images, labels = next(iterator)
-        loss_sum, correct, norm = self.strategy.run(self._replica_step, args=(images, labels))
-        reduce = lambda v: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)  # noqa: E731
-        norm = self.strategy.reduce(tf.distribute.ReduceOp.MEAN, norm, axis=None)
-        return {"loss": reduce(loss_sum) / self.global_batch_size,
-                "accuracy": reduce(correct) / self.global_batch_size, "grad_norm": norm}
+        sums, shared = self.strategy.run(self._replica_step, args=(images, labels, stop))
+        sums = self.strategy.reduce(tf.distribute.ReduceOp.SUM, sums, axis=None)
+        shared = self.strategy.experimental_local_results(shared)[0]  # equal on every replica
+        return {"loss": sums[0] / self.global_batch_size, "accuracy": sums[1] / self.global_batch_size,
+                "grad_norm": shared[0], "skipped": shared[1], "stop": shared[2]}
 
-    def train_step(self, iterator) -> dict:
+    def train_step(self, iterator, stop: bool = False) -> dict:
         """One optimizer step on the next global batch of a distributed iterator.
 
+        Args:
+            stop: this worker wants the run to stop (a signal arrived); all workers learn it together.
+
         Returns:
-            ``{"loss", "accuracy", "grad_norm"}`` as scalar tensors (global-batch means;
-            the norm is before clipping).
+            ``{"loss", "accuracy", "grad_norm", "skipped", "stop"}`` as scalar tensors: global-batch
+            means, the norm before clipping, ``skipped`` 1.0 when the loss or the norm was not finite
+            and the update was not applied, ``stop`` 1.0 when any worker asked to stop.
         """
-        return self._train(iterator)
+        return self._train(iterator, tf.constant(1.0 if stop else 0.0))
+
+    def weights_finite(self) -> bool:
+        """True when every weight of the model is finite (checked before anything is saved)."""
+        return bool(self._finite())
+
+    @tf.function
+    def _finite(self):
+        return tf.reduce_all([tf.reduce_all(tf.math.is_finite(w)) for w in self.model.weights
+                              if "float" in str(w.dtype)])
 
     # ------------------------------------------------------------------ evaluation
     def _replica_eval(self, images, labels, weights):

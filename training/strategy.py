@@ -104,6 +104,13 @@ def split_cpu(count: int = 2):
     return [d.name for d in tf.config.list_logical_devices("CPU")]
 
 
+def multi_worker(strategy) -> bool:
+    """True when the strategy spans several processes (a lost peer is then a possible failure)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    return bool(resolver is not None and resolver.task_type and
+                sum(len(v) for v in resolver.cluster_spec().as_dict().values()) > 1)
+
+
 def is_chief(strategy) -> bool:
     """True on the worker that writes checkpoints and logs: the ``chief`` task, else worker 0."""
     resolver = getattr(strategy, "cluster_resolver", None)

@@ -11,6 +11,7 @@ from keras_vit.layers.formulation import Formulation, current_formulation, expor
 
 _MODULES = {
     "ClassificationHead": "head",
+    "ConvStem": "conv_stem",
     "DropPath": "drop_path",
     "LayerNorm": "normalization",
     "Mlp": "mlp",
