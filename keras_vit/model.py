@@ -177,6 +177,10 @@ class VisionTransformer(keras.Model):
             representation_activation, dtype=dtype, name="head",
         )(x)
         super().__init__(inputs=images, outputs=outputs, dtype=dtype, **kwargs)
+        if dtype is not None:
+            # A functional Model drops ``dtype``; without it the saved config says float32 and
+            # compile() would not add the loss scaling that mixed_float16 needs.
+            self.dtype_policy = dtype
 
         self.image_size = shape[:2] if shape[0] != shape[1] else shape[0]
         self.patch_size = patch_size

@@ -20,7 +20,10 @@ INPUT_NAME = "images"
 
 
 def input_signature(model):
-    """The batch-1 float32 ``TensorSpec`` named ``images`` of ``model``'s input."""
+    """The batch-1 float32 ``TensorSpec`` named ``images`` of ``model``'s input (TensorFlow backend only)."""
+    from keras_vit.backend import require_tensorflow
+
+    require_tensorflow("TFLite and ONNX export")
     import tensorflow as tf
 
     return [tf.TensorSpec((1,) + tuple(model.input_shape[1:]), tf.float32, name=INPUT_NAME)]
@@ -48,17 +51,18 @@ def _serve(model, formulation, outputs, pixels):
 
 def serving_function(model, formulation, outputs: str = "logits", pixels=None):
     """A ``tf.function`` ``images -> {outputs: ...}`` that traces ``model`` in ``formulation``."""
+    signature = input_signature(model)  # first: it says so when the backend is not TensorFlow
     import tensorflow as tf
 
-    return tf.function(_serve(model, formulation, outputs, pixels), input_signature=input_signature(model))
+    return tf.function(_serve(model, formulation, outputs, pixels), input_signature=signature)
 
 
 def write_saved_model(model, directory: str, formulation, outputs: str = "probabilities", pixels=None) -> None:
     """Writes the serving function as a SavedModel (the TFLite converter freezes its variables)."""
     import keras
 
+    signature = input_signature(model)
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint("serving_default", _serve(model, formulation, outputs, pixels),
-                         input_signature=input_signature(model))
+    archive.add_endpoint("serving_default", _serve(model, formulation, outputs, pixels), input_signature=signature)
     archive.write_out(directory, verbose=False)

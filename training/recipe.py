@@ -84,7 +84,7 @@ def make_optimizer(model, learning_rate, weight_decay: float = 0.05, beta_2: flo
 
 
 def resolve_precision(precision: str, strategy) -> str:
-    """The Keras dtype policy name: ``mixed`` means bf16 on CPU/TPU, fp16 (loss-scaled) on GPU."""
+    """The Keras dtype policy name: ``mixed`` is :func:`keras_vit.backend.mixed_policy` (bf16, fp16 on pre-Ampere GPUs)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}; received precision={precision!r}.")
     if precision != "mixed":
@@ -93,7 +93,9 @@ def resolve_precision(precision: str, strategy) -> str:
 
     if isinstance(strategy, tf.distribute.TPUStrategy):
         return "mixed_bfloat16"
-    return "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
+    from keras_vit.backend import mixed_policy
+
+    return mixed_policy()
 
 
 def per_example_loss(labels, logits, label_smoothing: float = 0.0):

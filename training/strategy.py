@@ -42,6 +42,9 @@ def get_strategy(name: str = "auto", tpu: str = "", devices=None):
         >>> strategy.num_replicas_in_sync
         1
     """
+    from keras_vit.backend import require_tensorflow
+
+    require_tensorflow("tf.distribute training (keras_vit.training)")
     import tensorflow as tf
 
     if name not in STRATEGIES:

@@ -1,5 +1,7 @@
 """Multi-head self-attention (Vaswani et al., 2017) with one fused qkv projection."""
 
+import functools
+
 import keras
 from keras import ops
 
@@ -35,6 +37,18 @@ def _apply(weights, value):
     return ops.mean(weights[:, :, None] * value[None, :, :], axis=1) * ops.cast(value.shape[0], value.dtype)
 
 
+@functools.cache
+def _fused_by_default() -> bool:
+    """``attention="auto"``: the fused kernel on GPUs and TPUs through JAX or PyTorch, where flash kernels exist.
+
+    On CPUs the explicit form trained faster on all three backends (benchmarks/RESULTS.md, "Fused
+    attention on the CPU"); TensorFlow's ``dot_product_attention`` is the same two products, no kernel.
+    """
+    from keras_vit.backend import accelerator
+
+    return keras.backend.backend() in ("jax", "torch") and accelerator()[0] != "cpu"
+
+
 @register
 class MultiHeadSelfAttention(keras.layers.Layer):
     """Self-attention over tokens: ``softmax(q k^T / sqrt(d_h)) v``, then a projection.
@@ -49,9 +63,13 @@ class MultiHeadSelfAttention(keras.layers.Layer):
     batched matmul) or ``"per_head"`` (batch 1 only: each head's ``q k^T`` and
     ``softmax v`` as 2-D matmuls; the TFLite converter writes ``q k^T`` as a
     ``FULLY_CONNECTED`` with ``k`` as its weights and ``softmax v`` as a 2-D
-    ``BATCH_MATMUL``: no tensor above 3-D, for the Edge TPU compiler), or
+    ``BATCH_MATMUL``: no tensor above 3-D, for the Edge TPU compiler),
     ``"broadcast"`` (per head, each product as a broadcasting multiply and a mean: no
-    activation as weights, for the Edge TPU compiler).
+    activation as weights, for the Edge TPU compiler), ``"fused"``
+    (``keras.ops.dot_product_attention``: cuDNN flash attention on GPUs through JAX or
+    PyTorch, XLA's on TPUs) or ``"auto"`` (training: fused on GPUs and TPUs, batch_matmul
+    on CPUs). The fused form is taken only when no attention weights are returned and no
+    attention dropout is active; otherwise the layer computes the explicit form.
 
     Args:
         num_heads: number of attention heads; must divide the token width D.
@@ -92,8 +110,12 @@ class MultiHeadSelfAttention(keras.layers.Layer):
 
     def call(self, tokens, training=False, return_attention_scores=False):
         qkv = self.qkv(tokens)
-        if current_formulation().attention in ("per_head", "broadcast"):
+        form = current_formulation().attention
+        if form in ("per_head", "broadcast"):
             attended, weights = self._per_head(qkv, training, return_attention_scores)
+        elif (form == "fused" or form == "auto" and _fused_by_default()) and not return_attention_scores \
+                and not (training and self.dropout_rate):
+            attended, weights = self._fused(qkv), None
         else:
             attended, weights = self._batched(qkv, training)
         outputs = self.proj(attended)
@@ -116,6 +138,24 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         weights = self._softmax(_matmul_transposed(query, key), value.dtype)
         attended = ops.matmul(self.dropout(weights, training=training), value)
         return ops.reshape(ops.transpose(attended, (0, 2, 1, 3)), (-1, num_tokens, dim)), weights
+
+    def _fused(self, qkv):
+        """``keras.ops.dot_product_attention`` on ``(B, N, heads, head_dim)``: no transposes, no weights kept.
+
+        JAX picks cuDNN flash attention on GPUs that have it (float16 / bfloat16) and XLA's own form
+        elsewhere; PyTorch its scaled_dot_product_attention kernels. Both compute the logits and the
+        softmax in float32 under mixed precision, as :meth:`_softmax` does.
+        """
+        num_tokens, dim = qkv.shape[1], qkv.shape[2] // 3
+
+        def heads(x):  # (B, N, D) -> (B, N, heads, head_dim)
+            return ops.reshape(x, (-1, num_tokens, self.num_heads, self.head_dim))
+
+        attended = ops.dot_product_attention(
+            heads(qkv[..., :dim]), heads(qkv[..., dim : 2 * dim]), heads(qkv[..., 2 * dim :]),
+            scale=self.head_dim**-0.5,
+        )
+        return ops.reshape(attended, (-1, num_tokens, dim))
 
     def _per_head(self, qkv, training, return_attention_scores):
         batch, num_tokens, dim = qkv.shape[0], qkv.shape[1], qkv.shape[2] // 3

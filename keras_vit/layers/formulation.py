@@ -9,7 +9,11 @@ forms and picks one with ``current_formulation()``:
   as 2-D matmuls at batch 1 (the converter writes ``q k^T`` as a ``FULLY_CONNECTED`` with an
   activation as weights); ``"broadcast"``, per head too, each product as an elementwise ``MUL``
   with broadcasting and a ``MEAN`` over one axis (times its length), ops on the Edge TPU
-  compiler's published list, with no activation used as weights.
+  compiler's published list, with no activation used as weights;
+  ``"fused"``, ``keras.ops.dot_product_attention`` (cuDNN flash
+  attention through JAX or PyTorch) whenever no attention weights are asked for and no
+  attention dropout is active, ``"batch_matmul"`` otherwise; ``"auto"`` (training), ``"fused"``
+  on GPUs and TPUs through JAX or PyTorch, ``"batch_matmul"`` on CPUs, where it measured faster.
 * ``gelu`` (``gelu``): ``"exact"`` (Keras' fused kernel), ``"erf"`` (the same function with
   ``erf``; exact GELU lowers to ``Erfc``, which tf2onnx cannot convert), ``"tanh"`` (the tanh
   approximation) or ``"sigmoid"`` (the tanh approximation written with a sigmoid, an identity;
@@ -38,7 +42,7 @@ import contextlib
 import dataclasses
 import threading
 
-ATTENTIONS = ("batch_matmul", "per_head", "broadcast")
+ATTENTIONS = ("batch_matmul", "per_head", "broadcast", "fused", "auto")
 GELUS = ("exact", "erf", "tanh", "sigmoid")
 LAYER_NORMS = ("fused", "decomposed", "newton")
 PATCH_EMBEDDINGS = ("dense", "conv")
@@ -49,7 +53,8 @@ class Formulation:
     """The form each layer is traced in (see the module docstring for the choices).
 
     Args:
-        attention: ``"batch_matmul"``, ``"per_head"`` or ``"broadcast"`` (the last two batch 1 only).
+        attention: ``"batch_matmul"``, ``"per_head"`` or ``"broadcast"`` (both batch 1 only), ``"fused"`` or
+            ``"auto"``.
         gelu: ``"exact"``, ``"erf"``, ``"tanh"`` or ``"sigmoid"``.
         layer_norm: ``"fused"``, ``"decomposed"`` or ``"newton"``.
         patch_embedding: ``"dense"`` or ``"conv"``.
@@ -72,7 +77,7 @@ class Formulation:
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(Formulation))
-TRAINING = Formulation()
+TRAINING = Formulation(attention="auto")
 EXPORT = Formulation(gelu="erf", layer_norm="decomposed")
 
 _state = threading.local()
