@@ -4,7 +4,7 @@ import keras
 
 from keras_vit.layers import ClassificationHead, ConvStem, PatchEncoder, Patches, TransformerBlock
 from keras_vit.layers.conv_stem import stem_arguments
-from keras_vit.preprocessing import Preprocessing
+from keras_vit.preprocessing import Preprocessing, check_class_names
 from keras_vit.serialization import register
 
 
@@ -24,15 +24,7 @@ def _image_shape(image_size, channels):
 def _class_names(class_names, num_classes):
     if class_names is None:
         return None
-    if isinstance(class_names, (str, bytes)) or not hasattr(class_names, "__len__"):
-        raise ValueError(f"class_names must be a list of strings; received {class_names!r:.80}.")
-    names = [str(name) for name in class_names]
-    if len(names) != num_classes:
-        raise ValueError(
-            f"class_names has {len(names)} names but the model has num_classes={num_classes}. "
-            f"Pass exactly {num_classes} names, in output order (or None)."
-        )
-    return names
+    return check_class_names(class_names, num_classes, "class_names", f"the model has num_classes={num_classes}")
 
 
 def _check_divisible(image_size, patch_size, hidden_dim, num_heads, feature_size=None):

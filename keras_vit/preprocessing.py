@@ -103,3 +103,14 @@ class Preprocessing:
         if unknown:
             raise ValueError(f"Unknown preprocessing fields {unknown}; expected a subset of {sorted(known)}.")
         return cls(**data)
+
+
+def check_class_names(names, count: int, where: str = "class_names", owner: str = "") -> list:
+    """``names`` as a list of ``count`` strings, or a ValueError that says what was wrong and how to fix it."""
+    if isinstance(names, (str, bytes)) or not hasattr(names, "__len__"):
+        raise ValueError(f"{where} must be a list of class names; received {type(names).__name__} {names!r:.80}.")
+    names = [str(name) for name in names]
+    if len(names) != count:
+        raise ValueError(f"{where} has {len(names)} names but {owner or f'the model has {count} outputs'}. "
+                         f"Pass exactly {count} class names, in output order.")
+    return names

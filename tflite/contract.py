@@ -39,18 +39,12 @@ def sha256_of(path) -> str:
 
 
 def check_labels(labels, num_outputs: int, where: str = "labels") -> list:
-    """Returns ``labels`` as a list of strings, or raises when their count does not match the outputs."""
+    """Returns ``labels`` as a list of strings (``"0"``, ``"1"``, ... for None), or raises on a wrong count."""
+    from keras_vit.preprocessing import check_class_names
+
     if labels is None:
         return [str(i) for i in range(num_outputs)]
-    if isinstance(labels, (str, bytes)) or not hasattr(labels, "__len__"):
-        raise ValueError(f"{where} must be a list of class names; received {type(labels).__name__} {labels!r:.80}.")
-    labels = [str(label) for label in labels]
-    if len(labels) != num_outputs:
-        raise ValueError(
-            f"{where} has {len(labels)} names but the model has {num_outputs} outputs. "
-            f"Pass exactly {num_outputs} class names, in output order."
-        )
-    return labels
+    return check_class_names(labels, num_outputs, where)
 
 
 def model_labels(model, labels=None) -> list:
