@@ -5,7 +5,7 @@ import keras
 from keras_vit.layers import ClassificationHead, ConvStem, PatchEncoder, Patches, TransformerBlock
 from keras_vit.layers.conv_stem import stem_arguments
 from keras_vit.preprocessing import Preprocessing, check_class_names
-from keras_vit.serialization import register
+from keras_vit.registration import register
 
 
 def _image_shape(image_size, channels):
