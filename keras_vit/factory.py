@@ -35,7 +35,7 @@ from keras_vit.weights.resample import resample_position_embeddings
 from keras_vit.weights.safetensors_io import CorruptCheckpointError
 
 KINDS = ("variant", "checkpoint", "file")
-# A name with one of these endings (or a path separator that is not the paper's "B/16") names a file.
+# A name with one of these endings names a file (missing or not).
 FILE_SUFFIXES = (".keras", ".npz", ".safetensors", ".pth", ".bin", ".pt")
 # What a checkpoint decides even when the caller names the variant (its dims stay the variant's).
 _HEAD_KEYS = ("num_classes", "pooling", "representation_size", "representation_activation",
@@ -63,7 +63,7 @@ def resolve(spec) -> Resolved:
 
     Order: an existing path; ``hf-hub:``/``npz:``; a checkpoint of the table (``"<variant>.<tag>"``); a
     variant in either notation (``"vit_tiny_patch16_224"``, ``"Ti/16"``); a name that looks like a path
-    (a known suffix, or a separator) is a file even when missing, so its reader says it is missing.
+    (a known suffix, or in a folder that exists) is a file even when missing, so its reader says so.
 
     Raises:
         ValueError: an unknown ``"<variant>.<tag>"`` or variant name, listing the closest known names.
@@ -84,7 +84,7 @@ def resolve(spec) -> Resolved:
     try:
         return Resolved("variant", registry.resolve_name(spec))
     except ValueError:
-        if spec.endswith(FILE_SUFFIXES) or os.sep in spec or (os.altsep and os.altsep in spec):
+        if spec.endswith(FILE_SUFFIXES) or os.path.isdir(os.path.dirname(spec) or "\0"):
             return Resolved("file", spec)
         raise
 

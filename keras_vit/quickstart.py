@@ -12,6 +12,12 @@ Example:
 import os
 import time
 
+import numpy as np
+
+from keras_vit.atomic import atomic_path
+from keras_vit.datasets import DIGIT_LABELS, load_digits
+from keras_vit.preprocessing import Preprocessing
+
 
 def add_arguments(parser):
     parser.add_argument("--epochs", type=int, default=40, help="training epochs (default 40)")
@@ -21,10 +27,10 @@ def add_arguments(parser):
 
 
 def _train(x_train, y_train, x_test, y_test, epochs, batch_size, seed):
-    import keras
+    import keras  # TensorFlow: loaded when the command runs, so `keras-vit quickstart --help` stays instant
 
-    import keras_vit
-    from keras_vit.training.recipe import warmup_cosine
+    import keras_vit  # the model API (Keras), as above
+    from keras_vit.training.recipe import warmup_cosine  # imports Keras, as above
 
     keras.utils.set_random_seed(seed)
     model = keras_vit.create_model("vit_digits_patch2_8")
@@ -44,13 +50,8 @@ def _train(x_train, y_train, x_test, y_test, epochs, batch_size, seed):
 def run(args) -> int:
     if args.epochs < 1 or args.batch_size < 1:
         raise SystemExit(f"--epochs and --batch-size must be >= 1; received {args.epochs} and {args.batch_size}.")
-    import numpy as np
-
-    from keras_vit.atomic import atomic_path
-    from keras_vit.datasets import DIGIT_LABELS, load_digits
-    from keras_vit.preprocessing import Preprocessing
-    from keras_vit.tflite.convert import export_tflite
-    from keras_vit.tflite.runtime import LiteRTModel
+    from keras_vit.tflite.convert import export_tflite  # TensorFlow: only when the command runs, as in _train
+    from keras_vit.tflite.runtime import LiteRTModel  # LiteRT: only when the command runs
 
     os.makedirs(args.output, exist_ok=True)
     (x_train, y_train), (x_test, y_test) = load_digits(seed=args.seed)

@@ -8,6 +8,8 @@ drawing works the same in a script, a test or a server.
 import os
 import sys
 
+from keras_vit.atomic import atomic_path
+
 INSTALL_HINT = "Drawing pictures needs matplotlib, which is not installed. Install it with: pip install 'keras-vit[plot]'"
 
 
@@ -64,8 +66,6 @@ def save_figure(figure, path) -> str:
         >>> save_figure(figure, "/tmp/keras_vit_canvas.png")
         '/tmp/keras_vit_canvas.png'
     """
-    from keras_vit.atomic import atomic_path
-
     path = os.fspath(path)
     with atomic_path(path) as temporary:  # its name keeps the suffix, from which matplotlib takes the format
         figure.savefig(temporary, dpi=figure.dpi)

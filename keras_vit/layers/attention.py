@@ -5,6 +5,7 @@ import functools
 import keras
 from keras import ops
 
+from keras_vit.backend import accelerator
 from keras_vit.layers.formulation import current_formulation
 from keras_vit.registration import register
 
@@ -44,8 +45,6 @@ def _fused_by_default() -> bool:
     On CPUs the explicit form trained faster on all three backends (benchmarks/RESULTS.md, "Fused
     attention on the CPU"); TensorFlow's ``dot_product_attention`` is the same two products, no kernel.
     """
-    from keras_vit.backend import accelerator
-
     return keras.backend.backend() in ("jax", "torch") and accelerator()[0] != "cpu"
 
 

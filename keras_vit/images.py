@@ -1,7 +1,10 @@
 """Reading images with PIL: one file, or a folder (flat or ``class/NNNN.jpg``). No TensorFlow.
 
+The one image reader of the package: training (``keras_vit.training.sources``), export (calibration,
+verification) and the device runtime all read pixels here.
+
 Example:
-    >>> from keras_vit.tflite.images import load_image
+    >>> from keras_vit.images import load_image
     >>> pixels = load_image("cat.jpg", image_size=(32, 32))   # doctest: +SKIP
     >>> pixels.shape, pixels.dtype                             # doctest: +SKIP
     ((32, 32, 3), dtype('uint8'))
