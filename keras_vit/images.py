@@ -47,7 +47,8 @@ def load_image(path, image_size, channels: int = 3, interpolation: str = "biline
 
     Raises:
         FileNotFoundError: when ``path`` does not exist.
-        ValueError: when the file is not an image PIL can decode (names the file and PIL's reason).
+        ValueError: when the file is not an image PIL can decode (names the file and PIL's reason), or holds
+            32-bit integer pixels. 16-bit grayscale images are scaled to 8 bits, not clipped.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -60,7 +61,7 @@ def load_image(path, image_size, channels: int = 3, interpolation: str = "biline
     )
     try:
         with Image.open(path) as image:
-            image = image.convert("RGB" if channels == 3 else "L")
+            image = _eight_bit(image, path, Image).convert("RGB" if channels == 3 else "L")
             if image.size != (width, height):
                 image = image.resize((width, height), resample)
             pixels = np.asarray(image, dtype=np.uint8)
@@ -70,6 +71,21 @@ def load_image(path, image_size, channels: int = 3, interpolation: str = "biline
             f"pass a JPEG, PNG or BMP file."
         ) from error
     return pixels.reshape(height, width, channels)
+
+
+def _eight_bit(image, path, Image):
+    """A 16-bit grayscale image (PIL mode ``I;16*``, or ``I`` as older Pillow opens 16-bit PNGs) scaled to 8 bits.
+
+    PIL's ``convert("L"/"RGB")`` clips such pixels at 255, turning a 16-bit photo white; 0..65535 maps to
+    0..255 here (``round(v / 257)``, exact for an 8-bit image stored as 16 bits). Other modes pass unchanged.
+    """
+    if not image.mode.startswith("I"):
+        return image
+    values = np.asarray(image).astype(np.float64)
+    if values.size and (values.min() < 0 or values.max() > 65535):
+        raise ValueError(f"{path!r} holds 32-bit integer pixels ({values.min():.0f} .. {values.max():.0f}); "
+                         f"keras_vit reads 8- and 16-bit images: save it as an 8- or 16-bit PNG.")
+    return Image.fromarray(np.round(values / 257.0).astype(np.uint8), "L")
 
 
 def image_kind(path) -> str | None:

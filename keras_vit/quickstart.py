@@ -12,11 +12,11 @@ Example:
 import os
 import time
 
-import numpy as np
 
 from keras_vit.atomic import atomic_path
 from keras_vit.datasets import DIGIT_LABELS, load_digits
 from keras_vit.preprocessing import Preprocessing
+from keras_vit.tflite.parity import compare_logits
 
 
 def add_arguments(parser):
@@ -63,7 +63,6 @@ def run(args) -> int:
     with atomic_path(keras_path) as temporary:
         model.save(temporary)
     keras_logits = model.predict(test_inputs, verbose=0)
-    keras_accuracy = float(np.mean(keras_logits.argmax(-1) == y_test))
 
     tflite_path = os.path.join(args.output, "model_int8.tflite")
     print(f"Exporting full-integer int8 TFLite (calibrated on 300 training images) to {tflite_path}")
@@ -72,8 +71,9 @@ def run(args) -> int:
 
     lite = LiteRTModel(tflite_path, num_threads=2)
     lite_scores = lite.predict(x_test)  # uint8 pixels, normalized by the contract that travels with the file
-    lite_accuracy = float(np.mean(lite_scores.argmax(-1) == y_test))
-    agreement = float(np.mean(lite_scores.argmax(-1) == keras_logits.argmax(-1)))
+    parity = compare_logits(keras_logits, lite_scores, y_test)  # the export checks' own comparison
+    keras_accuracy, lite_accuracy = parity["keras_top1"], parity["export_top1"]
+    agreement = parity["top1_agreement"]
     latency = lite.benchmark(runs=200, warmup=20)
 
     print()
