@@ -6,6 +6,12 @@ Example:
     >>> model.output_shape
     (None, 10)
 
+Modules (docs/architecture.md draws how they stand on each other): the leaves ``registration``,
+``registry``, ``pretrained``, ``preprocessing``, ``images``, ``digest``, ``atomic``, ``backend`` and
+``datasets``; ``layers`` and ``model``; ``weights``; on top ``factory`` and ``serialization``;
+``explain``; the commands ``cli``, ``cli_models``, ``cli_attention``, ``cli_plot`` and ``quickstart``;
+and the subpackages ``training`` and ``tflite``.
+
 Importing the package is cheap: the model API (and with it Keras and TensorFlow)
 is imported on first use, so ``keras-vit --help`` and the LiteRT runtime
 (``keras_vit.tflite.runtime``, all a device needs) never load TensorFlow;

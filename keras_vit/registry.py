@@ -71,13 +71,13 @@ register_variant(
 
 # The hybrid architecture (paper Sec. 3.1): a convolutional stem, its feature map cut into 1x1 patches.
 # Tokens are pooled by their mean (CCT drops the [class] token too; it also quantizes better, see tflite tests).
-# CIFAR, CCT's two-conv tokenizer (8x8 tokens): the hour-on-two-cores model of training/configs/cifar10_hour.py.
+# CIFAR, CCT's two-conv tokenizer (8x8 tokens); training/configs/cifar10_hour.py trains it.
 register_variant(
     "vit_hybrid_cifar_conv3x2_32", None, image_size=32, patch_size=1, num_classes=10, stem="conv3x2",
     hidden_dim=128, num_layers=4, num_heads=2, mlp_dim=256, pooling="gap",
 )
-# CIFAR, CCT-7/3x1's size and one-conv tokenizer (16x16 tokens, Hassani et al. 2021: 94.8% at 200 epochs):
-# the GPU recipe's model (training/configs/cifar10_gpu.py).
+# CIFAR, CCT-7/3x1's size and one-conv tokenizer (16x16 tokens, Hassani et al. 2021); training/configs/cifar10_gpu.py
+# trains it (its results live in benchmarks/RESULTS.md, not here).
 register_variant(
     "vit_hybrid_cifar_conv3x1_32", None, image_size=32, patch_size=1, num_classes=10,
     stem={"filters": [256], "kernel_size": 3, "strides": 1, "pooling": "max"},

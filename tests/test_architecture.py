@@ -161,3 +161,17 @@ def test_the_tables_import_no_tensorflow():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("package,folder", [("keras_vit", "keras_vit"), ("keras_vit.weights", "keras_vit/weights"),
+                                            ("keras_vit.tflite", "tflite")])
+def test_package_docstrings_name_every_module(package, folder):
+    path = os.path.join(REPO, folder)
+    docstring = ast.get_docstring(ast.parse(open(os.path.join(path, "__init__.py"), encoding="utf-8").read()))
+    names = sorted(n[:-3] if n.endswith(".py") else n for n in os.listdir(path)
+                   if (n.endswith(".py") and n != "__init__.py")
+                   or os.path.isfile(os.path.join(path, n, "__init__.py")))
+    if package == "keras_vit":
+        names += ["training", "tflite"]
+    missing = [n for n in names if f"``{n}``" not in docstring and f"{package}.{n}`" not in docstring]
+    assert not missing, f"{package}'s docstring does not name {missing}"
