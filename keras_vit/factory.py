@@ -61,9 +61,10 @@ class Resolved:
 def resolve(spec) -> Resolved:
     """Turns a name, an ``hf-hub:``/``npz:`` reference or a path into a variant, a checkpoint or a file.
 
-    Order: an existing path; ``hf-hub:``/``npz:``; a checkpoint of the table (``"<variant>.<tag>"``); a
-    variant in either notation (``"vit_tiny_patch16_224"``, ``"Ti/16"``); a name that looks like a path
-    (a known suffix, or in a folder that exists) is a file even when missing, so its reader says so.
+    Order: an existing path; ``hf-hub:``/``npz:``; a name with a file suffix (``.keras``, ``.npz``,
+    ``.safetensors``...), even when missing, so its reader says so; a checkpoint of the table
+    (``"<variant>.<tag>"``); a variant in either notation (``"vit_tiny_patch16_224"``, ``"Ti/16"``); a
+    missing path in a folder that exists.
 
     Raises:
         ValueError: an unknown ``"<variant>.<tag>"`` or variant name, listing the closest known names.
@@ -76,6 +77,8 @@ def resolve(spec) -> Resolved:
         return Resolved("file", spec)
     if spec.startswith((table.HUB_PREFIX, table.NPZ_PREFIX)):
         return Resolved("checkpoint", spec, table.find_pretrained(spec))
+    if spec.endswith(FILE_SUFFIXES):  # "vit_test.keras" is a (missing) file, not the variant's tag "keras"
+        return Resolved("file", spec)
     if "." in spec and spec.split(".", 1)[0] in registry.list_models():
         entry = table.find_pretrained(spec)
         if entry is None:
@@ -84,7 +87,7 @@ def resolve(spec) -> Resolved:
     try:
         return Resolved("variant", registry.resolve_name(spec))
     except ValueError:
-        if spec.endswith(FILE_SUFFIXES) or os.path.isdir(os.path.dirname(spec) or "\0"):
+        if os.path.isdir(os.path.dirname(spec) or "\0"):
             return Resolved("file", spec)
         raise
 

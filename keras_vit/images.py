@@ -13,8 +13,10 @@ Example:
 import dataclasses
 import os
 import struct
+import sys
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 # The formats both readers decode: Pillow (calibration, verification, the device runtime) and
 # tf.io.decode_image (training, keras_vit.training.data). A file type only one of them reads would
@@ -50,8 +52,6 @@ def load_image(path, image_size, channels: int = 3, interpolation: str = "biline
         ValueError: when the file is not an image PIL can decode (names the file and PIL's reason), or holds
             32-bit integer pixels. 16-bit grayscale images are scaled to 8 bits, not clipped.
     """
-    from PIL import Image, UnidentifiedImageError
-
     height, width = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -61,7 +61,7 @@ def load_image(path, image_size, channels: int = 3, interpolation: str = "biline
     )
     try:
         with Image.open(path) as image:
-            image = _eight_bit(image, path, Image).convert("RGB" if channels == 3 else "L")
+            image = _eight_bit(image, path).convert("RGB" if channels == 3 else "L")
             if image.size != (width, height):
                 image = image.resize((width, height), resample)
             pixels = np.asarray(image, dtype=np.uint8)
@@ -73,7 +73,7 @@ def load_image(path, image_size, channels: int = 3, interpolation: str = "biline
     return pixels.reshape(height, width, channels)
 
 
-def _eight_bit(image, path, Image):
+def _eight_bit(image, path):
     """A 16-bit grayscale image (PIL mode ``I;16*``, or ``I`` as older Pillow opens 16-bit PNGs) scaled to 8 bits.
 
     PIL's ``convert("L"/"RGB")`` clips such pixels at 255, turning a 16-bit photo white; 0..65535 maps to
@@ -173,9 +173,7 @@ def read_image_folder(folder, image_size, channels: int = 3, limit=None, seed: i
     Returns:
         ``(images, labels, class_names)``.
     """
-    import sys
-
-    from tqdm import tqdm
+    from tqdm import tqdm  # a training requirement, not among the device runtime's (LiteRT, NumPy, Pillow)
 
     listing = scan_image_folder(folder)
     pairs = list(zip(listing.paths, listing.labels))

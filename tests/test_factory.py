@@ -21,6 +21,8 @@ def test_resolve_tells_a_variant_a_checkpoint_and_a_file(tmp_path):
     saved.write_bytes(b"")
     assert resolve(saved) == Resolved("file", str(saved))
     assert resolve(str(tmp_path / "missing.keras")) == Resolved("file", str(tmp_path / "missing.keras"))
+    assert resolve("vit_test.keras") == Resolved("file", "vit_test.keras")  # a missing file, not a tag "keras"
+    assert resolve(str(tmp_path / "no_such_run")) == Resolved("file", str(tmp_path / "no_such_run"))
 
 
 @pytest.mark.parametrize("name,message", [

@@ -60,7 +60,7 @@ def _validate(args):
     try:
         kind = resolve(args.weights).kind
     except ValueError as error:
-        raise SystemExit(str(error)) from None
+        raise SystemExit(f"--weights {args.weights!r} does not exist and is not a checkpoint name: {error}") from None
     if kind != "checkpoint" and not os.path.isfile(args.weights):
         raise SystemExit(f"--weights {args.weights!r} does not exist and is not a checkpoint name "
                          f"(keras-vit models --pretrained lists them).")

@@ -21,7 +21,7 @@ def require_matplotlib():
         'matplotlib'
     """
     try:
-        import matplotlib
+        import matplotlib  # the optional [plot] extra: its absence is reported, not raised at import
     except ImportError as error:
         raise ImportError(INSTALL_HINT) from error
     return matplotlib
@@ -50,7 +50,7 @@ def new_figure(width: float, height: float, dpi: int = 100):
         [300.0, 200.0]
     """
     require_matplotlib()
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # the optional [plot] extra, checked just above
 
     return Figure(figsize=(width, height), dpi=dpi, layout="constrained")
 

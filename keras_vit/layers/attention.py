@@ -17,7 +17,7 @@ def _matmul_transposed(a, b):
     its weights when it unfolds BATCH_MATMUL (int8 modes); a TRANSPOSE op would stay, one per head.
     """
     if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
+        import tensorflow as tf  # only on the TensorFlow backend: JAX and PyTorch runs never load it
 
         return tf.linalg.matmul(a, b, transpose_b=True)
     return ops.matmul(a, ops.swapaxes(b, -1, -2))
