@@ -19,8 +19,6 @@ Example:
 """
 
 import dataclasses
-import difflib
-import inspect
 import os
 import re
 
@@ -28,7 +26,7 @@ import numpy as np
 
 from keras_vit import pretrained as table
 from keras_vit import registry
-from keras_vit.model import VisionTransformer
+from keras_vit.model import VisionTransformer, check_arguments
 from keras_vit.weights import hub
 from keras_vit.weights.loader import checkpoint_config, load_weights
 from keras_vit.weights.resample import resample_position_embeddings
@@ -40,8 +38,6 @@ FILE_SUFFIXES = (".keras", ".npz", ".safetensors", ".pth", ".bin", ".pt")
 # What a checkpoint decides even when the caller names the variant (its dims stay the variant's).
 _HEAD_KEYS = ("num_classes", "pooling", "representation_size", "representation_activation",
               "layer_norm_epsilon", "class_names")
-# keras.Model's own keyword arguments that VisionTransformer passes on.
-_KERAS_KWARGS = ("name", "trainable")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,18 +86,6 @@ def resolve(spec) -> Resolved:
         if os.path.isdir(os.path.dirname(spec) or "\0"):
             return Resolved("file", spec)
         raise
-
-
-def check_arguments(overrides: dict, where: str) -> None:
-    """Refuses keyword arguments ``VisionTransformer`` does not take, naming the closest ones."""
-    known = sorted((set(inspect.signature(VisionTransformer.__init__).parameters) - {"self", "kwargs"})
-                   | set(_KERAS_KWARGS))
-    for key in overrides:
-        if key not in known:
-            close = difflib.get_close_matches(key, known, n=3, cutoff=0.5)
-            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-            raise TypeError(f"{where} got an unexpected keyword argument {key!r}.{hint} "
-                            f"VisionTransformer takes: {', '.join(known)}.")
 
 
 def create_model(variant: str, /, weights=None, pretrained: bool = False, **overrides):

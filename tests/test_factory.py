@@ -53,6 +53,8 @@ def test_create_model_refuses_an_unknown_argument_and_names_the_close_match():
         create_model("vit_test", drop_path=0.1)
     with pytest.raises(TypeError, match="'bogus_argument'"):
         keras_vit.create_model("vit_test", bogus_argument=1)
+    with pytest.raises(TypeError, match="'hiden_dim'.*Did you mean 'hidden_dim'"):
+        keras_vit.VisionTransformer(image_size=32, patch_size=8, hiden_dim=32)  # the class itself, from_config too
     model = create_model("vit_test", drop_path_rate=0.1, name="mine")  # known arguments, Keras' name= too
     assert model.drop_path_rate == 0.1 and model.name == "mine"
 
