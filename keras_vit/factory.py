@@ -198,7 +198,7 @@ def load_pretrained(name: str, variant=None, *, skip_head: bool = False, revisio
 
 
 def _fetch(what: Resolved, revision, token) -> tuple:
-    """``(local weights path, source)`` of a resolved checkpoint; ``source`` is ``"npz"`` or ``None`` (from the file)."""
+    """``(local weights path, source)`` of a resolved checkpoint; ``source``: ``"npz"``, or ``None`` (read the file)."""
     if what.name.startswith(table.NPZ_PREFIX):
         return hub.fetch_npz(what.name[len(table.NPZ_PREFIX):], what.entry.sha256 if what.entry else None), "npz"
     repo = what.entry.location if what.entry else what.name[len(table.HUB_PREFIX):]

@@ -37,9 +37,8 @@ from keras_vit.weights.timm import convert_timm, to_timm
 
 __all__ = [
     "CorruptCheckpointError", "DownloadError", "LoadReport", "PickledContentError", "Pretrained", "SOURCES",
-    "WeightMismatchError", "assign_weights", "checkpoint_config", "checkpoint_preprocessing", "convert_huggingface", "convert_npz",
-    "convert_timm", "detect_format", "detect_source", "export_huggingface", "export_timm", "find_pretrained",
-    "list_pretrained", "load_weights", "model_weights",
-    "read_checkpoint", "read_safetensors", "register_pretrained", "resample_position_embeddings",
-    "to_huggingface", "to_timm", "write_safetensors",
+    "WeightMismatchError", "assign_weights", "checkpoint_config", "checkpoint_preprocessing", "convert_huggingface",
+    "convert_npz", "convert_timm", "detect_format", "detect_source", "export_huggingface", "export_timm",
+    "find_pretrained", "list_pretrained", "load_weights", "model_weights", "read_checkpoint", "read_safetensors",
+    "register_pretrained", "resample_position_embeddings", "to_huggingface", "to_timm", "write_safetensors",
 ]
