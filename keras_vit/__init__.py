@@ -18,10 +18,10 @@ is imported on first use, so ``keras-vit --help`` and the LiteRT runtime
 ``list_models`` and ``list_pretrained`` are plain Python.
 
 Saved models: ``keras_vit.load_model(path)`` loads a ``.keras`` file. For
-``keras.saving.load_model(path)``, import Keras first and then keras_vit (as
-``import keras_hub`` does for KerasHub, ``import keras_vit`` registers the
-layers, when Keras is loaded), or touch any model API (``keras_vit.create_model``,
-``keras_vit.layers``) before loading. No import hook is installed.
+``keras.saving.load_model(path)`` the layers must be registered: ``import keras_vit``
+does it when Keras is already imported (as ``import keras_hub`` does for KerasHub);
+``import keras_vit.model`` or any model API call (``keras_vit.create_model``) does it
+always. No import hook is installed.
 """
 
 import importlib
