@@ -107,7 +107,7 @@ def flip_tta(model_path: str, limit=None) -> dict:
 
     import keras_vit
     from keras_vit.datasets import CIFAR10_LABELS, cifar10_dir
-    from keras_vit.tflite.images import scan_image_folder
+    from keras_vit.images import scan_image_folder
 
     model = keras_vit.load_model(model_path)
     listing = scan_image_folder(cifar10_dir("test"), CIFAR10_LABELS)

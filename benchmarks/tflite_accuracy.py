@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     from keras_vit.preprocessing import Preprocessing
     from keras_vit.atomic import atomic_write
     from keras_vit.tflite.convert import export_tflite
-    from keras_vit.tflite.images import read_image_folder
+    from keras_vit.images import read_image_folder
     from keras_vit.tflite.modes import MODES
     from keras_vit.tflite.runtime import LiteRTModel
 

@@ -166,7 +166,7 @@ def main(argv=None) -> int:
     from keras_vit.preprocessing import Preprocessing
     from keras_vit.atomic import atomic_write
     from keras_vit.tflite.convert import export_tflite
-    from keras_vit.tflite.images import read_image_folder
+    from keras_vit.images import read_image_folder
     from keras_vit.tflite.modes import MODES
 
     pixels, _, _ = read_image_folder(cifar10_dir("train"), 224, limit=32, seed=7)

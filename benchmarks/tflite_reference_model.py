@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     from keras_vit.datasets import CIFAR10_LABELS, cifar10_dir
     from keras_vit.preprocessing import Preprocessing
     from keras_vit.atomic import atomic_path, atomic_write
-    from keras_vit.tflite.images import read_image_folder
+    from keras_vit.images import read_image_folder
 
     train_root, test_root = cifar10_dir("train"), cifar10_dir("test")
     if train_root is None:

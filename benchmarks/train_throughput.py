@@ -63,7 +63,7 @@ def run_ours(batch, warmup, steps, threads, jit=True, precision="float32"):
     import numpy as np
     import tensorflow as tf
 
-    from keras_vit.registry import create_model
+    from keras_vit.factory import create_model
     from keras_vit.training import recipe
     from keras_vit.training.loop import Trainer
 

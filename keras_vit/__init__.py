@@ -6,12 +6,22 @@ Example:
     >>> model.output_shape
     (None, 10)
 
+Modules (docs/architecture.md draws how they stand on each other): the leaves ``registration``,
+``registry``, ``pretrained``, ``preprocessing``, ``images``, ``digest``, ``atomic``, ``backend`` and
+``datasets``; ``layers`` and ``model``; ``weights``; on top ``factory`` and ``serialization``;
+``explain``; the commands ``cli``, ``cli_models``, ``cli_attention``, ``cli_plot`` and ``quickstart``;
+and the subpackages ``training`` and ``tflite``.
+
 Importing the package is cheap: the model API (and with it Keras and TensorFlow)
 is imported on first use, so ``keras-vit --help`` and the LiteRT runtime
-(``keras_vit.tflite.runtime``, all a device needs) never load TensorFlow.
-The layers are registered for ``keras.models.load_model`` as soon as Keras is
-imported, before or after keras_vit, so saved models reload without
-``custom_objects``.
+(``keras_vit.tflite.runtime``, all a device needs) never load TensorFlow;
+``list_models`` and ``list_pretrained`` are plain Python.
+
+Saved models: ``keras_vit.load_model(path)`` loads a ``.keras`` file. For
+``keras.saving.load_model(path)`` the layers must be registered: ``import keras_vit``
+does it when Keras is already imported (as ``import keras_hub`` does for KerasHub);
+``import keras_vit.model`` or any model API call (``keras_vit.create_model``) does it
+always. No import hook is installed.
 """
 
 import importlib
@@ -24,7 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
 
-# public name: the module that defines it
+# public name: the module that defines it (these need Keras)
 _MODEL_API = {
     "ClassificationHead": "keras_vit.layers",
     "DropPath": "keras_vit.layers",
@@ -35,13 +45,15 @@ _MODEL_API = {
     "Patches": "keras_vit.layers",
     "TransformerBlock": "keras_vit.layers",
     "VisionTransformer": "keras_vit.model",
-    "create_model": "keras_vit.registry",
-    "list_models": "keras_vit.registry",
+    "create_model": "keras_vit.factory",
     "load_model": "keras_vit.serialization",
+    "resize_model": "keras_vit.factory",
 }
-_SUBMODULES = ("layers", "model", "registry", "serialization", "weights")
+# plain Python: no Keras, no TensorFlow
+_TABLES = {"list_models": "keras_vit.registry", "list_pretrained": "keras_vit.pretrained"}
+_SUBMODULES = ("factory", "layers", "model", "pretrained", "registry", "serialization", "weights")
 
-__all__ = sorted(_MODEL_API) + ["layers"]
+__all__ = sorted(_MODEL_API) + sorted(_TABLES) + ["layers"]
 
 
 def _keras_installed() -> bool:
@@ -52,6 +64,9 @@ def _keras_installed() -> bool:
 
 
 def __getattr__(name):
+    if name in _TABLES or name in ("pretrained", "registry"):
+        module = importlib.import_module(_TABLES.get(name, f"keras_vit.{name}"))
+        return module if name not in _TABLES else getattr(module, name)
     if name not in _MODEL_API and name not in _SUBMODULES:
         raise AttributeError(f"module 'keras_vit' has no attribute {name!r}")
     if not _keras_installed():
@@ -60,8 +75,7 @@ def __getattr__(name):
             f"Install them with: pip install keras-vit. On a device, use "
             f"keras_vit.tflite.runtime (LiteRT only)."
         )
-    importlib.import_module("keras_vit.layers")  # registers every layer and the model for load_model
-    importlib.import_module("keras_vit.model")
+    importlib.import_module("keras_vit.serialization")  # registers every layer and the model for load_model
     if name in _SUBMODULES:
         return importlib.import_module(f"keras_vit.{name}")
     value = getattr(importlib.import_module(_MODEL_API[name]), name)
@@ -69,44 +83,5 @@ def __getattr__(name):
     return value
 
 
-def _register_layers(*_):
-    __getattr__("layers")
-
-
-class _AfterKerasImport:
-    """Registers our layers right after ``import keras`` runs (a lazy package must not import it itself).
-
-    It stays on ``sys.meta_path`` until Keras really executes: a mere ``find_spec("keras")`` probe
-    (TensorFlow makes one) must not use it up.
-    """
-
-    _finding = False
-
-    def find_spec(self, name, path=None, target=None):
-        if name != "keras" or self._finding:
-            return None
-        self._finding = True
-        try:
-            spec = importlib.util.find_spec("keras")
-        finally:
-            self._finding = False
-        if spec is not None and spec.loader is not None:
-            run = spec.loader.exec_module
-
-            def exec_module(module):
-                if self in sys.meta_path:
-                    sys.meta_path.remove(self)
-                run(module)
-                try:
-                    _register_layers()
-                except ImportError:  # Keras was first imported by one of our own layer modules, mid-import
-                    pass
-
-            spec.loader.exec_module = exec_module
-        return spec
-
-
-if sys.modules.get("keras") is not None:  # Keras is paid for already: register now
-    _register_layers()
-elif not any(isinstance(finder, _AfterKerasImport) for finder in sys.meta_path):
-    sys.meta_path.insert(0, _AfterKerasImport())
+if sys.modules.get("keras") is not None:  # Keras is loaded already (paid for): register the layers now
+    importlib.import_module("keras_vit.serialization")

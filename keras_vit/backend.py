@@ -13,6 +13,8 @@ through Keras' own distribution API instead::
 The LiteRT runtime (``keras_vit.tflite.runtime``) needs no Keras at all and runs anywhere.
 """
 
+import keras
+
 
 class TensorFlowOnlyError(ValueError):
     """A TensorFlow-only part was used under another Keras backend (a ``ValueError``: the CLI prints one line)."""
@@ -24,8 +26,6 @@ def require_tensorflow(what: str) -> None:
     Args:
         what: the part being used, e.g. ``"TFLite and ONNX export"``.
     """
-    import keras
-
     backend = keras.backend.backend()
     if backend != "tensorflow":
         raise TensorFlowOnlyError(
@@ -41,24 +41,22 @@ def accelerator() -> tuple:
     ``platform`` is ``"cpu"``, ``"gpu"`` or ``"tpu"``; ``compute_capability`` is the CUDA
     capability as a float (``9.0`` for an H100 / H200) or ``None`` where there is none.
     """
-    import keras
-
     backend = keras.backend.backend()
     if backend == "jax":
-        import jax
+        import jax  # only the active backend's library
 
         device = jax.devices()[0]
         platform = "gpu" if device.platform in ("gpu", "cuda", "rocm") else device.platform
         capability = getattr(device, "compute_capability", None)
         return platform, float(capability) if capability else None
     if backend == "torch":
-        import torch
+        import torch  # only the active backend's library
 
         if torch.cuda.is_available():
             major, minor = torch.cuda.get_device_capability()
             return "gpu", major + minor / 10
         return "cpu", None
-    import tensorflow as tf
+    import tensorflow as tf  # only the active backend's library
 
     if tf.config.list_logical_devices("TPU"):
         return "tpu", None

@@ -12,6 +12,13 @@ name (random weights: useful only to try the command).
 import os
 import sys
 
+import numpy as np
+
+from keras_vit import explain
+from keras_vit.explain.attention import patch_distances
+from keras_vit.explain.canvas import command_cannot_draw, save_figure
+from keras_vit.images import load_image, scan_image_folder
+
 
 def add_arguments(parser):
     parser.add_argument("model", help="a .keras file (keras-vit train writes RUN_DIR/model.keras), a checkpoint name "
@@ -27,8 +34,6 @@ def add_arguments(parser):
 
 
 def _files(paths, limit):
-    from keras_vit.tflite.images import scan_image_folder
-
     files = []
     for path in paths:
         files.extend(scan_image_folder(path).paths if os.path.isdir(path) else [path])
@@ -36,8 +41,6 @@ def _files(paths, limit):
 
 
 def _titles(model, inputs):
-    import numpy as np
-
     if getattr(model, "num_classes", 0) < 2:  # a features-only model has no prediction to show
         return None
     probabilities = np.asarray(model.predict(inputs, verbose=0), np.float64)
@@ -48,17 +51,9 @@ def _titles(model, inputs):
 
 
 def run(args) -> int:
-    from keras_vit.explain.canvas import command_cannot_draw
-
     if command_cannot_draw():
         return 1
-    import numpy as np
-
-    from keras_vit import explain
-    from keras_vit.explain.attention import patch_distances
-    from keras_vit.explain.canvas import save_figure
-    from keras_vit.serialization import open_model
-    from keras_vit.tflite.images import load_image
+    from keras_vit.serialization import open_model  # Keras and TensorFlow: only once matplotlib is known present
 
     if args.rows < 1 or args.limit < 1:
         print(f"error: --rows and --limit must be at least 1; received {args.rows} and {args.limit}.", file=sys.stderr)

@@ -1,5 +1,8 @@
 """``keras-vit models [PATTERN] [--pretrained]``: the registered variants with their sizes, or the known checkpoints."""
 
+from keras_vit.pretrained import SOURCE, close_names, list_pretrained
+from keras_vit.registry import list_models, notation_of, variant_config
+
 
 def add_arguments(parser):
     parser.add_argument("pattern", nargs="?", default=None, help="glob over names, e.g. 'vit_tiny_*'")
@@ -8,8 +11,6 @@ def add_arguments(parser):
 
 
 def _pretrained(pattern) -> int:
-    from keras_vit.weights.pretrained import SOURCE, close_names, list_pretrained
-
     entries = list_pretrained(pattern)
     if not entries:
         close = close_names(pattern or "")
@@ -28,8 +29,6 @@ def _pretrained(pattern) -> int:
 def run(args) -> int:
     if args.pretrained:
         return _pretrained(args.pattern)
-    from keras_vit.registry import list_models, notation_of, variant_config
-
     names = list_models(args.pattern)
     if not names:
         print(f"No variant matches {args.pattern!r}.")

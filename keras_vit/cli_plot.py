@@ -7,6 +7,11 @@ and draws each against the training step and the training wall time.
 import os
 import sys
 
+import numpy as np
+
+from keras_vit.explain.canvas import command_cannot_draw, save_figure
+from keras_vit.explain.runs import plot_training_curves, read_history
+
 
 def add_arguments(parser):
     parser.add_argument("run_dir", help="a run folder written by keras-vit train --output-dir (holds history.csv)")
@@ -14,11 +19,6 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    import numpy as np
-
-    from keras_vit.explain.canvas import command_cannot_draw, save_figure
-    from keras_vit.explain.runs import plot_training_curves, read_history
-
     if command_cannot_draw():
         return 1
     try:

@@ -29,8 +29,9 @@ def load_digits(test_fraction: float = 0.2, seed: int = 0):
         >>> x.shape[1:], x.dtype, len(x) + len(xt)
         ((8, 8, 1), dtype('uint8'), 1797)
     """
+    # scikit-learn only for the quickstart's digits: the CIFAR readers and the runtime do without it
     from sklearn.datasets import load_digits as sk_load_digits
-    from sklearn.model_selection import train_test_split
+    from sklearn.model_selection import train_test_split  # as above
 
     data = sk_load_digits()
     images = np.round(data.images * (255.0 / 16.0)).astype(np.uint8)[..., None]

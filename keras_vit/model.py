@@ -1,11 +1,37 @@
 """The Vision Transformer, composed from the layers with the functional API, and the contract it carries."""
 
+import difflib
+import inspect
+
 import keras
 
 from keras_vit.layers import ClassificationHead, ConvStem, PatchEncoder, Patches, TransformerBlock
 from keras_vit.layers.conv_stem import stem_arguments
 from keras_vit.preprocessing import Preprocessing, check_class_names
-from keras_vit.serialization import register
+from keras_vit.registration import register
+
+
+# keras.Model's own keyword arguments that VisionTransformer passes on.
+_KERAS_KWARGS = ("name", "trainable")
+
+
+def check_arguments(arguments, where: str = "VisionTransformer") -> None:
+    """Refuses keyword arguments ``VisionTransformer`` does not take, naming the closest ones.
+
+    Example:
+        >>> check_arguments({"drop_path": 0.1})
+        Traceback (most recent call last):
+        ...
+        TypeError: VisionTransformer got an unexpected keyword argument 'drop_path'. Did you mean 'drop_path_rate', ...?...
+    """
+    known = sorted((set(inspect.signature(VisionTransformer.__init__).parameters) - {"self", "kwargs"})
+                   | set(_KERAS_KWARGS))
+    for key in arguments:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=3, cutoff=0.5)
+            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise TypeError(f"{where} got an unexpected keyword argument {key!r}.{hint} "
+                            f"VisionTransformer takes: {', '.join(known)}.")
 
 
 def _image_shape(image_size, channels):
@@ -141,6 +167,7 @@ class VisionTransformer(keras.Model):
         dtype=None,
         **kwargs,
     ):
+        check_arguments(kwargs)  # Keras' functional Model would drop a misspelt argument without a word
         shape = _image_shape(image_size, channels)
         contract = Preprocessing(shape[:2], channels, mean, std, interpolation)
         class_names = _class_names(class_names, num_classes)

@@ -1,4 +1,7 @@
-"""Named ViT variants in two notations, and ``create_model`` / ``list_models``.
+"""Named ViT variants in two notations, and ``list_models``: a plain table, pure Python.
+
+``keras_vit.factory.create_model`` builds them; this module imports nothing of keras_vit and no
+TensorFlow, so ``keras-vit models`` and ``list_models`` stay instant.
 
 Widths, depths, heads and MLP sizes are Table 1 of the paper (Ti from DeiT /
 AugReg). Each variant has a canonical name (``vit_base_patch16_224``) and the
@@ -68,13 +71,13 @@ register_variant(
 
 # The hybrid architecture (paper Sec. 3.1): a convolutional stem, its feature map cut into 1x1 patches.
 # Tokens are pooled by their mean (CCT drops the [class] token too; it also quantizes better, see tflite tests).
-# CIFAR, CCT's two-conv tokenizer (8x8 tokens): the hour-on-two-cores model of training/configs/cifar10_hour.py.
+# CIFAR, CCT's two-conv tokenizer (8x8 tokens); training/configs/cifar10_hour.py trains it.
 register_variant(
     "vit_hybrid_cifar_conv3x2_32", None, image_size=32, patch_size=1, num_classes=10, stem="conv3x2",
     hidden_dim=128, num_layers=4, num_heads=2, mlp_dim=256, pooling="gap",
 )
-# CIFAR, CCT-7/3x1's size and one-conv tokenizer (16x16 tokens, Hassani et al. 2021: 94.8% at 200 epochs):
-# the GPU recipe's model (training/configs/cifar10_gpu.py).
+# CIFAR, CCT-7/3x1's size and one-conv tokenizer (16x16 tokens, Hassani et al. 2021); training/configs/cifar10_gpu.py
+# trains it (its results live in benchmarks/RESULTS.md, not here).
 register_variant(
     "vit_hybrid_cifar_conv3x1_32", None, image_size=32, patch_size=1, num_classes=10,
     stem={"filters": [256], "kernel_size": 3, "strides": 1, "pooling": "max"},
@@ -137,63 +140,3 @@ def notation_of(name: str):
     """The paper notation of a variant (``"B/16"``), or ``None``."""
     name = resolve_name(name)
     return next((k for k, v in _NOTATION.items() if v == name), None)
-
-
-def create_model(variant: str, /, weights=None, pretrained: bool = False, **overrides):
-    """Builds a registered variant; keyword arguments override its config.
-
-    Args:
-        variant: a canonical name (``"vit_tiny_patch16_224"``) or the paper's
-            notation (``"Ti/16"``, ``"B/16@384"``); or a checkpoint name
-            (``"vit_base_patch16_224.augreg2_in21k_ft_in1k"``, ``"hf-hub:<org>/<repo>"``,
-            ``"npz:<bucket path>"``; ``keras-vit models --pretrained`` lists them): the
-            checkpoint's own architecture, contract and class names. Keras' own ``name=``
-            names the model (default: the canonical variant name).
-        weights: a checkpoint file (``.npz``, timm or Hugging Face safetensors/``.pth``,
-            read by ``keras_vit.weights.load_weights``) or a checkpoint name (fetched and
-            cached by ``keras_vit.weights.hub``) loaded into this variant.
-        pretrained: fetch the variant's default checkpoint (timm's default tag), or the
-            named checkpoint's weights (a timm name without it builds random weights).
-        **overrides: any ``VisionTransformer`` argument, e.g. ``num_classes=10`` (a new
-            head when the checkpoint's differs), ``class_names=[...]`` or ``mean``/``std``.
-
-    Returns:
-        A ``keras_vit.VisionTransformer``.
-
-    Example:
-        >>> model = create_model("Ti/16", num_classes=10)
-        >>> model.count_params()
-        5526346
-        >>> create_model("vit_base_patch16_224.augreg2_in21k_ft_in1k", pretrained=True)  # doctest: +SKIP
-    """
-    from keras_vit.model import VisionTransformer
-    from keras_vit.weights import hub, pretrained as table
-
-    if hub.is_checkpoint_name(variant):
-        if weights is not None:
-            raise ValueError(f"{variant!r} names a checkpoint already; pass weights= only with a variant name.")
-        entry = table.find_pretrained(variant)
-        if pretrained or variant.startswith((table.HUB_PREFIX, table.NPZ_PREFIX)):
-            return hub.load_pretrained(variant, **overrides)[0]
-        if entry is None:
-            raise table.unknown_name_error(variant)
-        overrides = {"image_size": entry.image_size, "num_classes": entry.num_classes, **overrides}
-        variant = entry.variant
-    canonical = resolve_name(variant)
-    if pretrained:
-        if weights is not None:
-            raise ValueError("Pass pretrained=True or weights=, not both.")
-        entry = table.find_pretrained(canonical)
-        if entry is None:
-            raise ValueError(f"No known checkpoint for {canonical!r}; `keras-vit models --pretrained` lists them.")
-        weights = entry.name
-    if weights is not None and hub.is_checkpoint_name(weights):
-        return hub.load_pretrained(weights, canonical, **overrides)[0]
-    config = {**_VARIANTS[canonical], **overrides}
-    config.setdefault("name", canonical)
-    model = VisionTransformer(**config)
-    if weights is not None:
-        from keras_vit.weights import load_weights
-
-        load_weights(model, weights)
-    return model

@@ -1,4 +1,8 @@
-"""Saving and loading: one decorator that registers a class under ``keras_vit``, and ``load_model``."""
+"""Loading saved models: ``load_model`` for ``.keras`` files, and ``open_model`` for a command's ``MODEL``.
+
+Importing this module imports the model (and with it every layer), which registers them for
+``keras.models.load_model``; the ``register`` decorator itself is ``keras_vit.registration``.
+"""
 
 import json
 import os
@@ -8,14 +12,11 @@ import zlib
 
 import keras
 
-PACKAGE = "keras_vit"
+import keras_vit.model  # noqa: F401  (registers the model and every layer for keras.models.load_model)
+from keras_vit.factory import create_model, model_from_name, resolve
+from keras_vit.preprocessing import Preprocessing
 # Runs saved before the contract lived on the model wrote it beside the model under this name.
 LEGACY_SIDECAR = "preprocessing.json"
-
-
-def register(cls):
-    """Registers ``cls`` so ``keras.models.load_model`` finds it as ``keras_vit>Name``."""
-    return keras.saving.register_keras_serializable(package=PACKAGE)(cls)
 
 
 def load_model(path, compile: bool = False):
@@ -38,9 +39,6 @@ def load_model(path, compile: bool = False):
         >>> keras_vit.load_model("/tmp/vit_test.keras").class_names[:3]
         ['a', 'b', 'c']
     """
-    import keras_vit.layers  # noqa: F401  (registers the layers)
-    import keras_vit.model  # noqa: F401
-
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Model file not found: {path!r}. Pass a .keras file saved by model.save or keras-vit.")
@@ -56,8 +54,6 @@ def load_model(path, compile: bool = False):
                          f"damaged, truncated or not a .keras archive; save or download it again.") from error
     sidecar = os.path.join(os.path.dirname(os.path.abspath(path)), LEGACY_SIDECAR)
     if os.path.isfile(sidecar) and hasattr(model, "set_contract") and "mean" not in _saved_config(path):
-        from keras_vit.preprocessing import Preprocessing
-
         with open(sidecar, encoding="utf-8") as handle:
             model.set_contract(Preprocessing.from_dict(json.load(handle)))
         warnings.warn(f"{path}: applied the input contract of the legacy {sidecar}; saving the model again "
@@ -84,14 +80,11 @@ def open_model(spec: str, what: str = "the output"):
         FileNotFoundError: for a ``.keras`` path that does not exist.
         ValueError: for a name that is neither a checkpoint nor a variant (with the closest names).
     """
-    from keras_vit.registry import create_model
-    from keras_vit.weights.hub import is_checkpoint_name, model_from_name
-
-    spec = os.fspath(spec)
-    if spec.endswith(".keras") or os.path.exists(spec):
-        return load_model(spec)
-    if is_checkpoint_name(spec):
-        return model_from_name(spec)
+    what = resolve(spec)
+    if what.kind == "file":
+        return load_model(what.name)
+    if what.kind == "checkpoint":
+        return model_from_name(what.name)
     model = create_model(spec)
     print(f"note: {spec!r} is a variant name, so the model has random weights and {what} is that of an untrained "
           f"model. Pass a .keras file (e.g. RUN_DIR/model.keras from keras-vit train) or a checkpoint name.")

@@ -42,7 +42,7 @@ def read_image_folder(root, per_class, offset=0):
     """uint8 images (N, H, W, 3) and labels from a class-folder tree, ``per_class`` from each class."""
     from PIL import Image
 
-    from keras_vit.tflite.images import scan_image_folder
+    from keras_vit.images import scan_image_folder
 
     listing = scan_image_folder(root, CIFAR10_LABELS)
     images, labels = [], []

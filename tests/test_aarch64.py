@@ -33,7 +33,7 @@ pytestmark = pytest.mark.slow
 ON_PI = """
 import json, platform, sys
 import numpy as np
-from keras_vit.tflite.images import load_image
+from keras_vit.images import load_image
 from keras_vit.tflite.runtime import LiteRTModel
 from keras_vit.tflite.selfcheck import reference_model
 folder, files = sys.argv[1], sys.argv[2:]
@@ -105,7 +105,7 @@ def jpegs(tmp_path_factory, cifar10_test_root):
 @pytest.fixture(scope="module")
 def on_x86(exported, jpegs):
     """x86 LiteRT's logits and output scale per mode, as ON_PI computes them."""
-    from keras_vit.tflite.images import load_image
+    from keras_vit.images import load_image
     from keras_vit.tflite.runtime import LiteRTModel
     from keras_vit.tflite.selfcheck import reference_model
 

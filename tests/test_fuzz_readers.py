@@ -93,7 +93,7 @@ def contract(path):
     LiteRTModel(context["tflite"], num_threads=1, contract=path).classify(context["png"], top_k=1)
 
 def image(path):
-    from keras_vit.tflite.images import load_image
+    from keras_vit.images import load_image
     load_image(path, 32)
 
 def keras_file(path):

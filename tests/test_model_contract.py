@@ -124,10 +124,14 @@ def test_help_and_the_command_list_do_not_import_tensorflow():
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
-def test_keras_load_model_finds_the_layers_whichever_is_imported_first(tmp_path):
+def test_import_keras_vit_makes_saved_models_load_without_an_import_hook(tmp_path):
+    # The contract (README): import keras_vit after Keras, or call keras_vit.load_model; nothing on sys.meta_path.
     keras_vit.create_model("vit_test").save(tmp_path / "m.keras")
-    for imports in ("import keras_vit, keras", "import keras, keras_vit"):
-        code = f"{imports}\nprint(type(keras.models.load_model({str(tmp_path / 'm.keras')!r})).__name__)\n"
+    path = str(tmp_path / "m.keras")
+    for code in (f"import keras, keras_vit\nm = keras.saving.load_model({path!r})",
+                 f"import keras_vit\nm = keras_vit.load_model({path!r})"):
+        code += ("\nimport sys\nassert not [f for f in sys.meta_path if type(f).__module__.startswith('keras_vit')]"
+                 "\nprint(type(m).__name__)\n")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
         assert out.returncode == 0, out.stderr[-2000:]
         assert out.stdout.strip().splitlines()[-1] == "VisionTransformer"

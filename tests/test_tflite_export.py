@@ -129,6 +129,8 @@ export_tflite(model, {str(tmp_path / "broadcast.tflite")!r}, mode="edgetpu", for
     assert report["first_certain_cpu_op"] is None, report["first_certain_cpu_op"]
     import keras
 
+    import keras_vit.model  # noqa: F401  registers the layers (no import hook; keras_vit was imported before keras)
+
     model = keras.models.load_model(out / "vit_test.keras")
     result = verify_tflite(tmp_path / "broadcast.tflite", model=model, images=cifar10_sample[0][100:300])
     assert result.ok, result.table()

@@ -8,7 +8,7 @@ import pytest
 from keras_vit.preprocessing import Preprocessing
 from keras_vit.tflite.calibration import calibration_images
 from keras_vit.tflite.contract import check_labels
-from keras_vit.tflite.images import load_image, read_image_folder
+from keras_vit.images import load_image, read_image_folder
 from keras_vit.tflite.inspection import NotTFLiteError, inspect_file
 from keras_vit.tflite.modes import get_mode
 
@@ -92,7 +92,7 @@ def test_corrupt_tflite_body_is_refused(tmp_path):
 def test_folder_listing_is_the_one_training_uses(tmp_path, cifar10_sample):
     from PIL import Image
 
-    from keras_vit.tflite.images import IMAGE_EXTENSIONS, scan_image_folder
+    from keras_vit.images import IMAGE_EXTENSIONS, scan_image_folder
     from keras_vit.training import sources
 
     pixels = cifar10_sample[0]

@@ -68,7 +68,7 @@ print("NO-TF OK")
 
 
 def test_classify_and_predict_agree(exported, cat_jpeg):
-    from keras_vit.tflite.images import load_image
+    from keras_vit.images import load_image
     from keras_vit.tflite.runtime import LiteRTModel
 
     model = LiteRTModel(exported / "vit_int8.tflite")

@@ -218,7 +218,7 @@ def test_webp_class_tree_trains_and_calibrates_alike(tmp_path, cifar10_sample):
     from PIL import Image
 
     from keras_vit.tflite.calibration import calibration_images
-    from keras_vit.tflite.images import read_image_folder
+    from keras_vit.images import read_image_folder
 
     for i in range(6):
         folder = tmp_path / "train" / ("cat", "dog")[i % 2]

@@ -85,7 +85,7 @@ def _finish(process, summary, timeout=300):
 def _weights(path):
     import keras
 
-    import keras_vit  # noqa: F401
+    import keras_vit.model  # noqa: F401  registers the layers (no import hook; keras_vit may be imported already)
 
     return [w.numpy() for w in keras.models.load_model(path, compile=False).weights]
 

@@ -141,7 +141,7 @@ def test_writing_names_the_path_and_what_ran_out(tmp_path):
 
 TRAINER_GATE = r"""
 import numpy as np, tensorflow as tf
-from keras_vit.registry import create_model
+from keras_vit.factory import create_model
 from keras_vit.training import recipe
 from keras_vit.training.loop import Trainer
 from keras_vit.training.strategy import get_strategy, split_cpu

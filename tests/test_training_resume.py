@@ -46,7 +46,7 @@ def test_sigkill_mid_epoch_then_rerun_finishes_the_plan(tmp_path, data_root):
     import keras
     import tensorflow as tf
 
-    import keras_vit  # noqa: F401
+    import keras_vit.model  # noqa: F401  registers the layers (no import hook; keras_vit may be imported already)
 
     out = tmp_path / "crashed"
     process = subprocess.Popen(_command(data_root, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

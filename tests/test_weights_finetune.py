@@ -78,7 +78,7 @@ def test_finetune_from_a_timm_checkpoint_on_cifar(tmp_path, image_folder):
     written = json.loads(exported.with_suffix(".json").read_text())
     assert written["labels"] == sorted(CIFAR10_LABELS)
     assert tuple(written["preprocessing"]["mean"]) == IMAGENET[0] and tuple(written["preprocessing"]["std"]) == IMAGENET[1]
-    from keras_vit.tflite.images import read_image_folder
+    from keras_vit.images import read_image_folder
 
     pixels, _, _ = read_image_folder(image_folder / "train", (32, 32), 3)
     normalized = tuned.preprocessing.normalize(pixels)

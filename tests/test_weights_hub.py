@@ -268,7 +268,7 @@ def test_known_table_and_models_cli(capsys):
     table = {e.name: e for e in keras_vit.weights.list_pretrained()}
     assert table["vit_large_patch16_384.augreg_in21k_ft_in1k"].top1 == 87.096
     assert keras_vit.weights.find_pretrained("vit_base_patch16_224").name.endswith("augreg2_in21k_ft_in1k")
-    assert len(keras_vit.weights.pretrained.imagenet1k_classes()) == 1000
+    assert len(keras_vit.pretrained.imagenet1k_classes()) == 1000
     for entry in table.values():  # every row names a registered variant
         assert keras_vit.registry.resolve_name(entry.variant) == entry.variant
     assert cli.main(["models", "--pretrained", "vit_small_patch16_*"]) == 0

@@ -7,7 +7,8 @@ import pytest
 
 import keras_vit
 from keras_vit.preprocessing import Preprocessing
-from keras_vit.weights import export_timm, load_weights, model_weights, resample_position_embeddings, resize_model
+from keras_vit.factory import resize_model
+from keras_vit.weights import export_timm, load_weights, model_weights, resample_position_embeddings
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is in the test extra")

@@ -3,7 +3,6 @@
 Modules, one role each:
 
 * :mod:`keras_vit.tflite.modes` - the export modes and their verification thresholds.
-* :mod:`keras_vit.tflite.images` - reading image files and folders with PIL (no TensorFlow).
 * :mod:`keras_vit.tflite.calibration` - representative images for full-integer quantization.
 * :mod:`keras_vit.tflite.contract` - the JSON file that travels beside a model (labels,
   preprocessing, quantization of input and output), written atomically.
@@ -16,6 +15,11 @@ Modules, one role each:
 * :mod:`keras_vit.tflite.selfcheck` - on a device: XNNPACK against LiteRT's reference kernels.
 * :mod:`keras_vit.tflite.edgetpu` - Coral Edge TPU compatibility report.
 * :mod:`keras_vit.tflite.onnx_export` - ONNX through tf2onnx, checked with onnxruntime.
+* :mod:`keras_vit.tflite.metadata` - TFLite metadata inside the file (labels, normalization) for apps.
+* :mod:`keras_vit.tflite.quantizer` - mixed int8 graphs written by ai-edge-quantizer with per-op recipes.
+* ``cli_export``, ``cli_verify``, ``cli_predict``, ``cli_benchmark`` - the ``keras-vit`` commands.
+
+Images are read by :mod:`keras_vit.images` (shared with training).
 
 Nothing is imported here, so ``import keras_vit.tflite.runtime`` on a device never loads TensorFlow.
 """

@@ -45,7 +45,7 @@ def calibration_images(source, preprocessing, count: int = DEFAULT_COUNT, seed: 
     if not isinstance(count, int) or count < 1:
         raise ValueError(f"calibration count must be a positive integer; received {count!r}.")
     if isinstance(source, (str, os.PathLike)):
-        from keras_vit.tflite.images import read_image_folder
+        from keras_vit.images import read_image_folder
 
         pixels, _, _ = read_image_folder(
             source, preprocessing.image_size, preprocessing.channels, limit=count, seed=seed

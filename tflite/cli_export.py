@@ -70,7 +70,7 @@ def run(args) -> int:
     labels = _labels(args.labels)
     verify_images = None
     if args.verify_images:
-        from keras_vit.tflite.images import read_image_folder
+        from keras_vit.images import read_image_folder
 
         size, channels = tuple(model.input_shape[1:3]), model.input_shape[3]
         verify_images, verify_labels, _ = read_image_folder(args.verify_images, size, channels,

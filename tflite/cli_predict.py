@@ -23,7 +23,7 @@ class _KerasClassifier:
     def classify(self, image_path, top_k: int = 5) -> list:
         import numpy as np
 
-        from keras_vit.tflite.images import load_image
+        from keras_vit.images import load_image
 
         contract = self.model.preprocessing
         pixels = load_image(image_path, contract.image_size, contract.channels, contract.interpolation)

@@ -29,7 +29,7 @@ def run(args) -> int:
 
         model = load_model(args.model)
     if args.images:
-        from keras_vit.tflite.images import read_image_folder
+        from keras_vit.images import read_image_folder
         from keras_vit.tflite.runtime import LiteRTModel
 
         p = LiteRTModel(args.tflite, num_threads=args.threads).preprocessing

@@ -15,11 +15,11 @@ written with :func:`keras_vit.atomic.atomic_write`, so an interrupted export nev
 half-written file. NumPy-free.
 """
 
-import hashlib
 import json
 import os
 
 from keras_vit.atomic import atomic_write
+from keras_vit.digest import file_digest as sha256_of  # the one hasher, under the name runtime.py uses
 
 FORMAT = "keras_vit.edge/1"
 
@@ -28,14 +28,6 @@ def contract_path(model_path) -> str:
     """``model.tflite`` -> ``model.json`` (the contract beside it)."""
     root, _ = os.path.splitext(os.fspath(model_path))
     return root + ".json"
-
-
-def sha256_of(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def check_labels(labels, num_outputs: int, where: str = "labels") -> list:

@@ -253,7 +253,7 @@ class LiteRTModel:
 
     def classify(self, image_path, top_k: int = 5) -> list:
         """``[(label, probability), ...]`` for one image file, best first."""
-        from keras_vit.tflite.images import load_image
+        from keras_vit.images import load_image
 
         p = self.preprocessing
         pixels = load_image(image_path, p.image_size, p.channels, p.interpolation)

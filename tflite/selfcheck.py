@@ -122,7 +122,7 @@ def run(args) -> int:
     images = None
     try:
         if args.images:
-            from keras_vit.tflite.images import read_image_folder
+            from keras_vit.images import read_image_folder
 
             p = LiteRTModel(args.tflite, num_threads=args.threads).preprocessing
             images = read_image_folder(args.images, p.image_size, p.channels, limit=IMAGES, seed=1)[0]

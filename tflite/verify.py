@@ -101,7 +101,7 @@ def _images(images, preprocessing):
     if images is None:
         return None
     if isinstance(images, (str, os.PathLike)):
-        from keras_vit.tflite.images import read_image_folder
+        from keras_vit.images import read_image_folder
 
         images, _, _ = read_image_folder(images, preprocessing.image_size, preprocessing.channels, limit=200)
     return preprocessing.to_inputs(images, "verification images")

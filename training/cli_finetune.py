@@ -55,12 +55,16 @@ def _validate(args):
         raise SystemExit(f"--warmup-steps must be in [0, --steps); received {args.warmup_steps}.")
     if args.learning_rate <= 0 or args.clip_norm <= 0:
         raise SystemExit("--learning-rate and --clip-norm must be > 0.")
-    from keras_vit.weights.hub import is_checkpoint_name
+    from keras_vit.factory import resolve
 
-    if not os.path.isfile(args.weights) and not is_checkpoint_name(args.weights):
+    try:
+        kind = resolve(args.weights).kind
+    except ValueError as error:
+        raise SystemExit(f"--weights {args.weights!r} does not exist and is not a checkpoint name: {error}") from None
+    if kind != "checkpoint" and not os.path.isfile(args.weights):
         raise SystemExit(f"--weights {args.weights!r} does not exist and is not a checkpoint name "
                          f"(keras-vit models --pretrained lists them).")
-    if args.model is None and not is_checkpoint_name(args.weights):
+    if args.model is None and kind != "checkpoint":
         raise SystemExit("--model is required with a checkpoint file.")
 
 
@@ -70,14 +74,12 @@ def transfer_model(name, weights, class_names, image_size=None, source=None, **o
     Returns:
         ``(model, report)``; ``model.preprocessing`` is the checkpoint's input contract.
     """
-    from keras_vit.registry import create_model
+    from keras_vit.factory import create_model, load_pretrained, resolve
     from keras_vit.weights import load_weights
 
     if image_size:
         overrides["image_size"] = image_size
-    if not os.path.isfile(weights):  # a checkpoint name: fetched, cached and verified by keras_vit.weights.hub
-        from keras_vit.weights.hub import load_pretrained
-
+    if resolve(weights).kind == "checkpoint":  # fetched, cached and verified by keras_vit.weights.hub
         pretrained, report = load_pretrained(weights, name, skip_head=True, representation_size=None, **overrides)
         return pretrained.reset_classifier(len(class_names), list(class_names)), report
     pretrained = create_model(name, representation_size=None, **overrides)

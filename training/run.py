@@ -86,7 +86,7 @@ def train(config: TrainConfig) -> dict:
     import keras
     import tensorflow as tf
 
-    from keras_vit.registry import create_model
+    from keras_vit.factory import create_model
     from keras_vit.training import recipe
     from keras_vit.training.checkpoints import Checkpoints
     from keras_vit.training.history import History

@@ -15,7 +15,7 @@ Data specs (the ``--data`` argument of ``keras-vit train``):
   here) and ``tfds-folder:PATH`` (the same tree read with TFDS' ``ImageFolder``
   builder).
 
-Image folders are listed by :func:`keras_vit.tflite.images.scan_image_folder`, the reader
+Image folders are listed by :func:`keras_vit.images.scan_image_folder`, the reader
 calibration uses too (same extensions, same class order). Listing validates each file cheaply
 (known image signature; JPEG ends with its end-of-image marker, PNG with ``IEND``) so truncated,
 corrupt and non-image files are skipped and counted with one warning instead of crashing an epoch.
@@ -27,7 +27,7 @@ import os
 
 import numpy as np
 
-from keras_vit.tflite.images import scan_image_folder
+from keras_vit.images import scan_image_folder
 
 log = logging.getLogger("keras_vit.training")
 

@@ -12,10 +12,10 @@ import math
 
 import numpy as np
 
+from keras_vit.preprocessing import Preprocessing
+
 
 def _inputs(model, images):
-    from keras_vit.preprocessing import Preprocessing
-
     # uint8 pixels are normalized by the model's contract; float images are taken as normalized already
     return Preprocessing.for_model(model).to_inputs(images)
 
@@ -32,9 +32,9 @@ def _encoder_layers(model):
 
 def _block_attention(model, inputs):
     """Yields each block's attention weights ``(batch, heads, tokens, tokens)`` as float64 NumPy."""
-    import keras
+    import keras  # Keras (TensorFlow) only when a model runs: `keras-vit attention --help` and plots stay light
 
-    from keras_vit.layers import TransformerBlock
+    from keras_vit.layers import TransformerBlock  # a layer module imports Keras, as above
 
     x = inputs
     for layer in _encoder_layers(model):

@@ -8,6 +8,8 @@ drawing works the same in a script, a test or a server.
 import os
 import sys
 
+from keras_vit.atomic import atomic_path
+
 INSTALL_HINT = "Drawing pictures needs matplotlib, which is not installed. Install it with: pip install 'keras-vit[plot]'"
 
 
@@ -19,7 +21,7 @@ def require_matplotlib():
         'matplotlib'
     """
     try:
-        import matplotlib
+        import matplotlib  # the optional [plot] extra: its absence is reported, not raised at import
     except ImportError as error:
         raise ImportError(INSTALL_HINT) from error
     return matplotlib
@@ -48,7 +50,7 @@ def new_figure(width: float, height: float, dpi: int = 100):
         [300.0, 200.0]
     """
     require_matplotlib()
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # the optional [plot] extra, checked just above
 
     return Figure(figsize=(width, height), dpi=dpi, layout="constrained")
 
@@ -64,8 +66,6 @@ def save_figure(figure, path) -> str:
         >>> save_figure(figure, "/tmp/keras_vit_canvas.png")
         '/tmp/keras_vit_canvas.png'
     """
-    from keras_vit.atomic import atomic_path
-
     path = os.fspath(path)
     with atomic_path(path) as temporary:  # its name keeps the suffix, from which matplotlib takes the format
         figure.savefig(temporary, dpi=figure.dpi)

@@ -10,7 +10,7 @@ from keras_vit.explain.attention import num_patches, patch_grid
 
 
 def _numpy(variable) -> np.ndarray:
-    import keras
+    import keras  # Keras (TensorFlow) only when a model runs, as in explain.attention
 
     return keras.ops.convert_to_numpy(variable).astype(np.float64)
 

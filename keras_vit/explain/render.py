@@ -8,6 +8,7 @@ inches times its ``dpi``). Matplotlib is imported only here, when drawing.
 import math
 
 import numpy as np
+from PIL import Image
 
 from keras_vit.explain.canvas import new_figure
 
@@ -57,8 +58,6 @@ def masked_image(image, rollout) -> np.ndarray:
         >>> masked_image(np.full((8, 8, 3), 255, np.uint8), np.eye(2)).shape
         (8, 8, 3)
     """
-    from PIL import Image
-
     image = np.asarray(image)
     pixels = image / 255.0 if image.dtype == np.uint8 else _displayable(image).reshape(image.shape)
     mask = np.asarray(rollout, np.float32) / max(float(np.max(rollout)), 1e-12)

@@ -5,8 +5,9 @@ import functools
 import keras
 from keras import ops
 
+from keras_vit.backend import accelerator
 from keras_vit.layers.formulation import current_formulation
-from keras_vit.serialization import register
+from keras_vit.registration import register
 
 
 def _matmul_transposed(a, b):
@@ -16,7 +17,7 @@ def _matmul_transposed(a, b):
     its weights when it unfolds BATCH_MATMUL (int8 modes); a TRANSPOSE op would stay, one per head.
     """
     if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
+        import tensorflow as tf  # only on the TensorFlow backend: JAX and PyTorch runs never load it
 
         return tf.linalg.matmul(a, b, transpose_b=True)
     return ops.matmul(a, ops.swapaxes(b, -1, -2))
@@ -44,8 +45,6 @@ def _fused_by_default() -> bool:
     On CPUs the explicit form trained faster on all three backends (benchmarks/RESULTS.md, "Fused
     attention on the CPU"); TensorFlow's ``dot_product_attention`` is the same two products, no kernel.
     """
-    from keras_vit.backend import accelerator
-
     return keras.backend.backend() in ("jax", "torch") and accelerator()[0] != "cpu"
 
 

@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_vit.serialization import register
+from keras_vit.registration import register
 
 POOLINGS = ("max", None)
 ACTIVATIONS = ("relu", "gelu", None)

@@ -5,7 +5,7 @@ from keras import ops
 
 from keras_vit.layers.activation import gelu
 from keras_vit.layers.normalization import LayerNorm
-from keras_vit.serialization import register
+from keras_vit.registration import register
 
 POOLINGS = ("token", "gap")
 

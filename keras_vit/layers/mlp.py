@@ -3,7 +3,7 @@
 import keras
 
 from keras_vit.layers.activation import gelu
-from keras_vit.serialization import register
+from keras_vit.registration import register
 
 
 @register

@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from keras_vit.layers.formulation import current_formulation
-from keras_vit.serialization import register
+from keras_vit.registration import register
 
 
 @register

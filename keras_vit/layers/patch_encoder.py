@@ -7,7 +7,7 @@ from keras import ops
 
 from keras_vit.layers.formulation import current_formulation
 from keras_vit.layers.position_embedding import sincos_2d
-from keras_vit.serialization import register
+from keras_vit.registration import register
 
 POSITION_EMBEDDINGS = ("learned", "sincos")
 

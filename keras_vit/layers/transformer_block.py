@@ -6,7 +6,7 @@ from keras_vit.layers.attention import MultiHeadSelfAttention
 from keras_vit.layers.drop_path import DropPath
 from keras_vit.layers.mlp import Mlp
 from keras_vit.layers.normalization import LayerNorm
-from keras_vit.serialization import register
+from keras_vit.registration import register
 
 
 @register

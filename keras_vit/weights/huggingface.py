@@ -19,11 +19,27 @@ read (``save_pretrained`` still writes the names above, and so does our export).
 
 Hugging Face's ``ViTConfig`` defaults to ``layer_norm_eps=1e-12`` (ours:
 1e-6); its ``config.json`` says which, and ``load_weights`` checks it.
+
+The rest of what we know about the source sits here too: the architecture a
+``config.json`` describes (:func:`model_config`), the contract of its
+``preprocessor_config.json`` (:func:`contract`) and the resampling rule of
+``ViTEmbeddings.interpolate_pos_encoding`` (``RESAMPLING``).
 """
+
+import warnings
 
 import numpy as np
 
-from keras_vit.weights import layout
+from keras_vit.weights import io, layout
+
+# ViTEmbeddings.interpolate_pos_encoding: bicubic, align_corners=False, no antialias.
+RESAMPLING = ("bicubic", False)
+# ViTImageProcessor: IMAGENET_STANDARD_MEAN/STD (0.5), resample=BILINEAR.
+DEFAULT_CONTRACT = ((0.5,) * 3, (0.5,) * 3, "bilinear")
+_PIL_RESAMPLE = {0: "nearest", 2: "bilinear", 3: "bicubic"}
+# transformers' ViTConfig defaults, for keys a config.json leaves out.
+_CONFIG_DEFAULTS = {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072,
+                    "image_size": 224, "patch_size": 16, "num_channels": 3, "layer_norm_eps": 1e-12}
 
 PREFIXES = ("vit.", "")
 ANCHOR = "embeddings.patch_embeddings.projection.weight"
@@ -132,3 +148,45 @@ def to_huggingface(weights: dict, patch_size: int, channels: int) -> dict:
             state[f"{_attention(prefix, i)}{n}.weight"] = np.ascontiguousarray(k.T)
             state[f"{_attention(prefix, i)}{n}.bias"] = np.ascontiguousarray(b)
     return state
+
+
+def model_config(cfg: dict) -> dict:
+    """``VisionTransformer`` arguments from a transformers ``config.json`` (sizes, ``layer_norm_eps``,
+    ``id2label`` -> class names; ``ViTModel``: no head)."""
+    c = {**_CONFIG_DEFAULTS, **cfg}
+    config = {"image_size": c["image_size"], "patch_size": c["patch_size"], "channels": c["num_channels"],
+              "hidden_dim": c["hidden_size"], "num_layers": c["num_hidden_layers"],
+              "num_heads": c["num_attention_heads"], "mlp_dim": c["intermediate_size"],
+              "layer_norm_epsilon": c["layer_norm_eps"]}
+    if (cfg.get("architectures") or ["ViTForImageClassification"])[0] == "ViTModel":
+        config["num_classes"] = 0
+        return config
+    labels = {int(k): v for k, v in (cfg.get("id2label") or {}).items()}
+    config["num_classes"] = len(labels) or cfg.get("num_labels", 2)
+    names = [labels[i] for i in range(len(labels))] if sorted(labels) == list(range(len(labels))) else []
+    if names and names != [f"LABEL_{i}" for i in range(len(names))]:
+        config["class_names"] = names
+    return config
+
+
+def contract(path: str) -> tuple:
+    """``(mean, std, interpolation)`` of the ``preprocessor_config.json`` beside ``path``, else ViTImageProcessor's."""
+    mean, std, interpolation = DEFAULT_CONTRACT
+    cfg = io.read_sidecar(path, "preprocessor_config.json") or {}
+    return (cfg.get("image_mean", mean), cfg.get("image_std", std),
+            _PIL_RESAMPLE.get(cfg.get("resample"), interpolation))
+
+
+def mismatches(path: str, model) -> list:
+    """What ``config.json`` says that shapes cannot show (heads, activation, qkv bias); warns on another epsilon."""
+    cfg = io.read_sidecar(path, "config.json") or {}
+    expected = {"num_attention_heads": model.num_heads, "hidden_act": "gelu", "qkv_bias": True}
+    found = [(k, cfg[k], v) for k, v in expected.items() if k in cfg and cfg[k] != v]
+    eps = cfg.get("layer_norm_eps")
+    if eps is not None and abs(eps - model.layer_norm_epsilon) > 1e-15:
+        warnings.warn(
+            f"{path}: the checkpoint's LayerNorm epsilon is {eps}, the model's {model.layer_norm_epsilon}; "
+            f"outputs differ slightly. Build the model with layer_norm_epsilon={eps} to match exactly.",
+            stacklevel=4,
+        )
+    return found

@@ -91,7 +91,7 @@ def read_pth(path: str) -> dict:
     ``"model"`` (training checkpoints) is unwrapped; nothing else is guessed.
     """
     try:
-        import torch
+        import torch  # optional: only .pth/.bin files need PyTorch; .npz and .safetensors are read with NumPy
     except ImportError:
         raise ImportError(
             f"Reading {path!r} (a PyTorch .pth/.bin) needs PyTorch: pip install torch==2.14.1 (the test extra's pin). "

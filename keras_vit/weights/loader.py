@@ -8,27 +8,15 @@ or ``embeddings.patch_embeddings.projection.weight`` (``ViTModel``). Anything
 else is refused with a request for ``source=``; no other names are guessed.
 """
 
-import warnings
-
+from keras_vit.pretrained import imagenet1k_classes
 from keras_vit.preprocessing import Preprocessing
 from keras_vit.weights import huggingface, io, layout, npz, timm
 from keras_vit.weights.assign import LoadReport, WeightMismatchError, assign_weights
 from keras_vit.weights.resample import resample_position_embeddings
 
-SOURCES = ("npz", "timm", "huggingface")
-CONVERTERS = {"npz": npz.convert_npz, "timm": timm.convert_timm, "huggingface": huggingface.convert_huggingface}
-# How each source resamples position embeddings when the grid changes (method, antialias): timm's
-# checkpoint_filter_fn and its .npz reader; Hugging Face's ViTEmbeddings.interpolate_pos_encoding.
-RESAMPLING = {"npz": ("bilinear", False), "timm": ("bicubic", True), "huggingface": ("bicubic", False)}
-# The source libraries' own ViT input defaults when no config file travels with the weights: vit_jax
-# feeds [-1, 1]; timm's vision_transformer _cfg uses IMAGENET_INCEPTION_MEAN/STD (0.5); transformers'
-# ViTImageProcessor uses IMAGENET_STANDARD_MEAN/STD (0.5).
-DEFAULT_CONTRACT = {
-    "npz": ((0.5,) * 3, (0.5,) * 3, "bilinear"),
-    "timm": ((0.5,) * 3, (0.5,) * 3, "bicubic"),
-    "huggingface": ((0.5,) * 3, (0.5,) * 3, "bilinear"),
-}
-_PIL_RESAMPLE = {0: "nearest", 2: "bilinear", 3: "bicubic"}
+# One module per checkpoint source: its converter, config translation, contract and resampling rule.
+MODULES = {"npz": npz, "timm": timm, "huggingface": huggingface}
+SOURCES = tuple(MODULES)
 
 
 def detect_source(state: dict, file_format: str) -> str:
@@ -50,18 +38,31 @@ def detect_source(state: dict, file_format: str) -> str:
 def checkpoint_preprocessing(path: str, source: str, image_size=224, channels: int = 3) -> Preprocessing:
     """The input contract of a checkpoint: its config file's mean/std when one lies beside it
     (timm ``config.json`` ``pretrained_cfg``; Hugging Face ``preprocessor_config.json``), else the
-    source library's ViT default (``DEFAULT_CONTRACT``)."""
-    mean, std, interpolation = DEFAULT_CONTRACT[source]
-    if source == "timm":
-        cfg = (io.read_sidecar(path, "config.json") or {}).get("pretrained_cfg") or {}
-        mean, std = cfg.get("mean", mean), cfg.get("std", std)
-        interpolation = cfg.get("interpolation", interpolation)
-    elif source == "huggingface":
-        cfg = io.read_sidecar(path, "preprocessor_config.json") or {}
-        mean, std = cfg.get("image_mean", mean), cfg.get("image_std", std)
-        interpolation = _PIL_RESAMPLE.get(cfg.get("resample"), interpolation)
+    source library's ViT default (each source module's ``DEFAULT_CONTRACT``)."""
+    mean, std, interpolation = MODULES[source].contract(path)
     return Preprocessing(image_size=image_size, channels=channels, mean=tuple(mean), std=tuple(std),
                          interpolation=interpolation)
+
+
+def checkpoint_config(path: str, source=None) -> tuple:
+    """``(VisionTransformer arguments, source)`` read from a checkpoint and the config files beside it.
+
+    A 1000-class head without names of its own gets the ImageNet-1k class names shipped with the package.
+    """
+    if source == "npz" or (source is None and io.detect_format(path) == "npz"):
+        config, source = npz.model_config(path), "npz"
+    else:
+        cfg = io.read_sidecar(path, "config.json") or {}
+        if "architecture" in cfg or source == "timm":
+            config, source = timm.model_config(cfg), "timm"
+        elif "model_type" in cfg or "architectures" in cfg or source == "huggingface":
+            config, source = huggingface.model_config(cfg), "huggingface"
+        else:
+            raise ValueError(f"{path!r} has no timm or transformers config.json beside it; "
+                             f"build the model and call keras_vit.weights.load_weights.")
+    if config.get("num_classes") == 1000 and "class_names" not in config:
+        config["class_names"] = imagenet1k_classes()
+    return config, source
 
 
 def _config_mismatches(path, source, model, facts):
@@ -69,23 +70,7 @@ def _config_mismatches(path, source, model, facts):
     found = []
     if "num_heads" in facts and facts["num_heads"] != model.num_heads:
         found.append(("num_heads", facts["num_heads"], model.num_heads))
-    if source == "huggingface":
-        cfg = io.read_sidecar(path, "config.json") or {}
-        expected = {"num_attention_heads": model.num_heads, "hidden_act": "gelu", "qkv_bias": True}
-        found += [(k, cfg[k], v) for k, v in expected.items() if k in cfg and cfg[k] != v]
-        eps = cfg.get("layer_norm_eps")
-        if eps is not None and abs(eps - model.layer_norm_epsilon) > 1e-15:
-            warnings.warn(
-                f"{path}: the checkpoint's LayerNorm epsilon is {eps}, the model's {model.layer_norm_epsilon}; "
-                f"outputs differ slightly. Build the model with layer_norm_epsilon={eps} to match exactly.",
-                stacklevel=3,
-            )
-    if source == "timm":
-        pool = (io.read_sidecar(path, "config.json") or {}).get("global_pool")
-        ours = {"token": "token", "avg": "gap"}.get(pool, pool)
-        if pool is not None and ours != model.pooling:
-            found.append(("pooling", f"global_pool={pool!r}", f"pooling={model.pooling!r}"))
-    return found
+    return found + MODULES[source].mismatches(path, model)
 
 
 def _check_pre_logits(model, weights, source):
@@ -118,7 +103,7 @@ def load_weights(model, path: str, source=None, *, skip_head: bool = False, stri
             fine-tuning on new classes.
         strict: missing or unexpected weights are errors (shape mismatches always are).
         method, antialias: position-embedding resampling; the source's own
-            choice when ``None`` (``RESAMPLING``).
+            choice when ``None`` (its module's ``RESAMPLING``).
 
     Returns:
         A :class:`LoadReport` (``.summary()`` prints it; ``.preprocessing`` is the input contract,
@@ -139,7 +124,7 @@ def load_weights(model, path: str, source=None, *, skip_head: bool = False, stri
     state = io.read_checkpoint(path, file_format)
     source = source or detect_source(state, file_format)
     try:
-        converted = CONVERTERS[source](state)
+        converted = _convert(source, state)
     except KeyError as error:
         raise ValueError(f"{path!r} is not a {source} ViT checkpoint: {error.args[0]}") from None
     weights, skipped = dict(converted.weights), []
@@ -156,7 +141,7 @@ def load_weights(model, path: str, source=None, *, skip_head: bool = False, stri
             and posemb.shape[-1] == target[-1] and model.position_embedding == "learned"):
         height, width = model.input_shape[1:3]
         grid = (height // model.patch_size, width // model.patch_size)
-        default_method, default_antialias = RESAMPLING[source]
+        default_method, default_antialias = MODULES[source].RESAMPLING
         weights[layout.POSITION_EMBEDDINGS] = resample_position_embeddings(
             posemb, grid, 1, method or default_method, default_antialias if antialias is None else antialias)
         resampled = (int(round((posemb.shape[1] - 1) ** 0.5)),) * 2, grid
@@ -171,6 +156,11 @@ def load_weights(model, path: str, source=None, *, skip_head: bool = False, stri
         model.set_contract(preprocessing)
     return LoadReport(path, source, loaded, missing, unexpected,
                       converted.ignored, skipped, resampled, preprocessing)
+
+
+def _convert(source, state):
+    return {"npz": npz.convert_npz, "timm": timm.convert_timm, "huggingface": huggingface.convert_huggingface}[
+        source](state)
 
 
 def target_paths(model):

@@ -14,11 +14,24 @@ vit_jax's ``train.py`` keep the same names under ``opt/target/``.
 
 Only ``classifier="token"`` checkpoints (a ``cls`` parameter) map onto
 keras_vit; big_vision's layout (``params/...``, stacked blocks) is refused.
+
+An ``.npz`` travels without a config file, so its architecture is read from
+the array shapes (:func:`model_config`; a pre-logits layer means vit_jax's tanh
+head); its contract is vit_jax's [-1, 1] inputs and its resampling timm's
+``.npz`` reader's (``RESAMPLING``).
 """
+
+import math
+import re
 
 import numpy as np
 
-from keras_vit.weights import layout
+from keras_vit.weights import io, layout
+
+# timm's _load_weights resamples an .npz's position embeddings bilinearly, without antialias.
+RESAMPLING = ("bilinear", False)
+# vit_jax feeds [-1, 1].
+DEFAULT_CONTRACT = ((0.5,) * 3, (0.5,) * 3, "bilinear")
 
 PREFIXES = ("", "opt/target/")
 ANCHOR = "embedding/kernel"
@@ -98,3 +111,37 @@ def convert_npz(arrays: dict) -> layout.Converted:
     unexpected = sorted(prefix + k for k in set(source) - used)
     ignored = sorted(k for k in arrays if not k.startswith(prefix))
     return layout.Converted(weights, unexpected, ignored, facts)
+
+
+def model_config(path: str) -> dict:
+    """``VisionTransformer`` arguments read from an ``.npz``'s array shapes."""
+    io.detect_format(path)
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            p = npz_prefix(arrays.files)
+            block = f"{p}Transformer/encoderblock_0/"
+            patch, _, channels, dim = arrays[p + ANCHOR].shape
+            tokens = arrays[p + "Transformer/posembed_input/pos_embedding"].shape[1]
+            heads = arrays[block + _ATTENTION + "query/kernel"].shape[1]
+            mlp = arrays[block + "MlpBlock_3/Dense_0/kernel"].shape[1]
+            head = arrays[p + "head/kernel"].shape[1] if p + "head/kernel" in arrays.files else 0
+            rep = arrays[p + "pre_logits/kernel"].shape[1] if p + "pre_logits/kernel" in arrays.files else None
+            layers = sum(1 for k in arrays.files if re.fullmatch(
+                re.escape(p) + r"Transformer/encoderblock_\d+/LayerNorm_0/scale", k))
+    except KeyError as error:
+        raise ValueError(f"{path!r} is not an original ViT .npz: {error.args[0]}") from None
+    config = {"image_size": math.isqrt(tokens - 1) * patch, "patch_size": patch, "channels": channels,
+              "hidden_dim": dim, "num_layers": layers, "num_heads": heads, "mlp_dim": mlp, "num_classes": head}
+    if rep:
+        config.update(representation_size=rep, representation_activation="tanh")
+    return config
+
+
+def contract(path: str) -> tuple:
+    """``(mean, std, interpolation)``: vit_jax's, as no config file travels with an ``.npz``."""
+    return DEFAULT_CONTRACT
+
+
+def mismatches(path: str, model) -> list:
+    """Nothing beyond the shapes and the heads count (``facts``) to check for an ``.npz``."""
+    return []

@@ -1,4 +1,4 @@
-"""Position embeddings for a new image size: one shared resampler, and ``resize_model``.
+"""Position embeddings for a new image size: one shared resampler (``keras_vit.factory.resize_model`` uses it).
 
 Fine-tuning at a higher resolution keeps the patch size, so the patch grid
 grows; the learned position embeddings are interpolated in 2-D over the grid
@@ -107,42 +107,3 @@ def resample_position_embeddings(posemb, new_grid, num_prefix_tokens: int = 1, m
     table = grid.reshape(old_grid[0], old_grid[1], -1).astype(np.float64)
     resized = np.einsum("ai,ijd,bj->abd", rows, table, cols).reshape(1, -1, grid.shape[-1])
     return np.concatenate([prefix, resized.astype(np.float32)], axis=1)
-
-
-def resize_model(model, image_size, method: str = "bicubic", antialias: bool = True):
-    """A new ``VisionTransformer`` at ``image_size`` with ``model``'s weights.
-
-    Position embeddings are resampled to the new patch grid; every other weight
-    is copied. ``model`` is not changed.
-
-    Args:
-        model: a built ``keras_vit.VisionTransformer``.
-        image_size: int or ``(height, width)``, divisible by the patch size.
-        method, antialias: as in :func:`resample_position_embeddings`.
-
-    Returns:
-        The new model.
-
-    Example:
-        >>> import keras_vit
-        >>> big = resize_model(keras_vit.create_model("vit_test"), 64)
-        >>> big.input_shape
-        (None, 64, 64, 3)
-    """
-    from keras_vit.model import VisionTransformer
-
-    config = {**model.get_config(), "image_size": image_size}
-    new = VisionTransformer.from_config(config)
-    height, width = new.input_shape[1:3]
-    old_height, old_width = model.input_shape[1:3]
-    grid, old_grid = (height // new.patch_size, width // new.patch_size), (
-        old_height // model.patch_size, old_width // model.patch_size)
-    source = {v.path: v for v in model.weights}
-    for variable in new.weights:
-        value = np.asarray(source[variable.path].numpy())
-        if variable.path.endswith("position_embeddings") and model.position_embedding == "sincos":
-            continue  # a fixed table: the new model built its own for the new grid
-        if variable.path.endswith("position_embeddings") and value.shape != tuple(variable.shape):
-            value = resample_position_embeddings(value, grid, 1, method, antialias, old_grid=old_grid)
-        variable.assign(value)
-    return new

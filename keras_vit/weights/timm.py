@@ -11,13 +11,27 @@ A state dict is recognised by its ``patch_embed.proj.weight`` key.
 ``fc_norm`` (timm's ``global_pool="avg"`` default: pool, then normalize) has
 no keras_vit equivalent (our ``"gap"`` normalizes, then pools): such a file is
 refused. ``global_pool="avg", fc_norm=False`` equals our ``pooling="gap"``.
+
+Everything else about the source lives here too: the architecture a hub
+``config.json`` describes (:func:`model_config`), the input contract its
+``pretrained_cfg`` states or timm's default (:func:`contract`), and timm's
+position-embedding resampling rule (``RESAMPLING``).
 """
 
 import numpy as np
 
-from keras_vit.weights import layout
+from keras_vit.registry import list_models, variant_config
+from keras_vit.weights import io, layout
 
 ANCHOR = "patch_embed.proj.weight"
+# timm's checkpoint_filter_fn resamples with resample_abs_pos_embed: bicubic, antialiased.
+RESAMPLING = ("bicubic", True)
+# timm's vision_transformer _cfg: IMAGENET_INCEPTION_MEAN/STD (0.5), bicubic.
+DEFAULT_CONTRACT = ((0.5,) * 3, (0.5,) * 3, "bicubic")
+# timm model_args -> VisionTransformer arguments
+_ARGS = {"img_size": "image_size", "patch_size": "patch_size", "in_chans": "channels", "num_classes": "num_classes",
+         "embed_dim": "hidden_dim", "depth": "num_layers", "num_heads": "num_heads"}
+_POOLING = {"token": "token", "avg": "gap"}
 _BLOCK = {
     "norm1.weight": "norm1/gamma", "norm1.bias": "norm1/beta",
     "attn.qkv.weight": ("attention/qkv/kernel", "T"), "attn.qkv.bias": "attention/qkv/bias",
@@ -93,3 +107,42 @@ def to_timm(weights: dict, patch_size: int, channels: int) -> dict:
     if layout.PATCH_KERNEL in weights:
         inverse[ANCHOR] = np.ascontiguousarray(layout.dense_to_conv(weights[layout.PATCH_KERNEL], patch_size, channels))
     return inverse
+
+
+def model_config(cfg: dict) -> dict:
+    """``VisionTransformer`` arguments from a timm hub ``config.json`` (``architecture``, ``model_args``,
+    ``pretrained_cfg.input_size``, ``num_classes``, ``global_pool``, ``label_names``)."""
+    arch, args = cfg.get("architecture"), dict(cfg.get("model_args") or {})
+    if arch not in list_models() and not {"embed_dim", "depth", "num_heads", "patch_size"} <= set(args):
+        raise ValueError(f"timm architecture {arch!r} is not a keras_vit variant and config.json has no model_args; "
+                         f"build the model yourself and call load_weights.")
+    config = variant_config(arch) if arch in list_models() else {}
+    pre = cfg.get("pretrained_cfg") or {}
+    if pre.get("input_size"):
+        config["channels"], config["image_size"] = pre["input_size"][0], tuple(pre["input_size"][1:])
+    config.update({ours: args[theirs] for theirs, ours in _ARGS.items() if theirs in args})
+    if "mlp_ratio" in args:
+        config["mlp_dim"] = int(round(config["hidden_dim"] * args["mlp_ratio"]))
+    config["num_classes"] = cfg.get("num_classes", config.get("num_classes", 1000))
+    pool = args.get("global_pool", cfg.get("global_pool"))
+    config["pooling"] = _POOLING.get(pool, config.get("pooling", "token"))
+    labels = cfg.get("label_names")
+    if labels and len(labels) == config["num_classes"]:
+        config["class_names"] = list(labels)
+    return config
+
+
+def contract(path: str) -> tuple:
+    """``(mean, std, interpolation)``: the ``pretrained_cfg`` of the ``config.json`` beside ``path``, else timm's."""
+    mean, std, interpolation = DEFAULT_CONTRACT
+    cfg = (io.read_sidecar(path, "config.json") or {}).get("pretrained_cfg") or {}
+    return cfg.get("mean", mean), cfg.get("std", std), cfg.get("interpolation", interpolation)
+
+
+def mismatches(path: str, model) -> list:
+    """What the ``config.json`` says that shapes cannot show: a ``global_pool`` other than the model's pooling."""
+    pool = (io.read_sidecar(path, "config.json") or {}).get("global_pool")
+    ours = _POOLING.get(pool, pool)
+    if pool is not None and ours != model.pooling:
+        return [("pooling", f"global_pool={pool!r}", f"pooling={model.pooling!r}")]
+    return []

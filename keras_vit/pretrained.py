@@ -29,6 +29,7 @@ Example:
 import dataclasses
 import difflib
 import fnmatch
+import importlib.resources
 
 SOURCE = "timm results/results-imagenet.csv @ aa4b5850c1543fa488abf260f18390eda46cf85d"
 HUB_PREFIX, NPZ_PREFIX = "hf-hub:", "npz:"
@@ -231,7 +232,5 @@ def unknown_name_error(name: str) -> ValueError:
 
 def imagenet1k_classes() -> list:
     """The 1000 ImageNet-1k class names in training-index order (WordNet lemmas, shipped with the package)."""
-    import importlib.resources
-
     text = importlib.resources.files("keras_vit").joinpath("data/imagenet1k_classes.tsv").read_text("utf-8")
     return [line.split("\t", 1)[1] for line in text.splitlines() if line and not line.startswith("#")]

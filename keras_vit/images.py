@@ -1,7 +1,10 @@
 """Reading images with PIL: one file, or a folder (flat or ``class/NNNN.jpg``). No TensorFlow.
 
+The one image reader of the package: training (``keras_vit.training.sources``), export (calibration,
+verification) and the device runtime all read pixels here.
+
 Example:
-    >>> from keras_vit.tflite.images import load_image
+    >>> from keras_vit.images import load_image
     >>> pixels = load_image("cat.jpg", image_size=(32, 32))   # doctest: +SKIP
     >>> pixels.shape, pixels.dtype                             # doctest: +SKIP
     ((32, 32, 3), dtype('uint8'))
@@ -10,8 +13,10 @@ Example:
 import dataclasses
 import os
 import struct
+import sys
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 # The formats both readers decode: Pillow (calibration, verification, the device runtime) and
 # tf.io.decode_image (training, keras_vit.training.data). A file type only one of them reads would
@@ -44,10 +49,9 @@ def load_image(path, image_size, channels: int = 3, interpolation: str = "biline
 
     Raises:
         FileNotFoundError: when ``path`` does not exist.
-        ValueError: when the file is not an image PIL can decode (names the file and PIL's reason).
+        ValueError: when the file is not an image PIL can decode (names the file and PIL's reason), or holds
+            32-bit integer pixels. 16-bit grayscale images are scaled to 8 bits, not clipped.
     """
-    from PIL import Image, UnidentifiedImageError
-
     height, width = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -57,7 +61,7 @@ def load_image(path, image_size, channels: int = 3, interpolation: str = "biline
     )
     try:
         with Image.open(path) as image:
-            image = image.convert("RGB" if channels == 3 else "L")
+            image = _eight_bit(image, path).convert("RGB" if channels == 3 else "L")
             if image.size != (width, height):
                 image = image.resize((width, height), resample)
             pixels = np.asarray(image, dtype=np.uint8)
@@ -67,6 +71,21 @@ def load_image(path, image_size, channels: int = 3, interpolation: str = "biline
             f"pass a JPEG, PNG or BMP file."
         ) from error
     return pixels.reshape(height, width, channels)
+
+
+def _eight_bit(image, path):
+    """A 16-bit grayscale image (PIL mode ``I;16*``, or ``I`` as older Pillow opens 16-bit PNGs) scaled to 8 bits.
+
+    PIL's ``convert("L"/"RGB")`` clips such pixels at 255, turning a 16-bit photo white; 0..65535 maps to
+    0..255 here (``round(v / 257)``, exact for an 8-bit image stored as 16 bits). Other modes pass unchanged.
+    """
+    if not image.mode.startswith("I"):
+        return image
+    values = np.asarray(image).astype(np.float64)
+    if values.size and (values.min() < 0 or values.max() > 65535):
+        raise ValueError(f"{path!r} holds 32-bit integer pixels ({values.min():.0f} .. {values.max():.0f}); "
+                         f"keras_vit reads 8- and 16-bit images: save it as an 8- or 16-bit PNG.")
+    return Image.fromarray(np.round(values / 257.0).astype(np.uint8), "L")
 
 
 def image_kind(path) -> str | None:
@@ -154,9 +173,7 @@ def read_image_folder(folder, image_size, channels: int = 3, limit=None, seed: i
     Returns:
         ``(images, labels, class_names)``.
     """
-    import sys
-
-    from tqdm import tqdm
+    from tqdm import tqdm  # a training requirement, not among the device runtime's (LiteRT, NumPy, Pillow)
 
     listing = scan_image_folder(folder)
     pairs = list(zip(listing.paths, listing.labels))
