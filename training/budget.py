@@ -39,6 +39,7 @@ import keras
 from keras_vit.atomic import atomic_write
 from keras_vit.training.faults import writing
 
+SAFETY = 0.04  # share of the remaining time the step estimate leaves unplanned (jitter on a shared machine)
 SAVE_EVERY_S = 5.0  # how often the seconds spent are written (a kill loses at most this much of the count)
 WINDOW = 20  # step times kept for the median
 
@@ -52,6 +53,33 @@ def clock_learning_rate(peak: float, floor: float, fraction: float) -> float:
     """
     fraction = min(max(fraction, 0.0), 1.0)
     return floor + 0.5 * (peak - floor) * (1.0 + math.cos(math.pi * fraction))
+
+
+def plan_total_steps(remaining_s: float, step_s: float, done_steps: int, steps_per_epoch: int, eval_s: float,
+                     save_s: float, eval_every: int = 1, safety: float = SAFETY) -> int:
+    """An estimate of the total steps whose remaining steps, evaluations and saves fit in ``remaining_s``.
+
+    Only reported (``keras-vit train`` prints it after calibration): the schedule follows the clock, not this.
+    Every epoch end saves a checkpoint and, every ``eval_every`` epochs and at the last one, evaluates
+    (``eval_s``) and may save the best model (a second ``save_s``); the final model is saved too.
+
+    Example:
+        >>> plan_total_steps(remaining_s=100.0, step_s=0.5, done_steps=20, steps_per_epoch=50,
+        ...                  eval_s=4.0, save_s=0.5, eval_every=1)
+        171
+    """
+    usable = remaining_s * (1.0 - safety) - save_s  # the final model.save
+    total = done_steps + max(int(usable / max(step_s, 1e-9)), 1)
+    for _ in range(20):  # fewer steps -> fewer epoch ends; converges in a few rounds
+        epochs = math.ceil(total / steps_per_epoch)
+        done_epochs = done_steps // steps_per_epoch
+        ends = max(epochs - done_epochs, 1)
+        evals = max(sum(1 for e in range(done_epochs + 1, epochs + 1) if e % eval_every == 0 or e == epochs), 1)
+        steps = max(int((usable - ends * 2 * save_s - evals * eval_s) / max(step_s, 1e-9)), 1)
+        if done_steps + steps == total:
+            break
+        total = done_steps + steps
+    return max(total, done_steps + 1)
 
 
 def global_step(callback) -> int:
@@ -187,3 +215,53 @@ class TimeBudget(keras.callbacks.Callback):
         return {**self.notes, "budget_s": self.budget_s, "steps_done": steps, "stopped_by_deadline": self.stopped,
                 "last_learning_rate": self.learning_rate, "step_s": round(self.step_s, 5),
                 "reserve_s": round(self.reserve, 3), "seconds_at_stop": round(self.spent(), 3)}
+
+
+class Calibration(keras.callbacks.Callback):
+    """``keras-vit train``'s first measurement of a budgeted run: what the end of the run will cost.
+
+    After ``steps`` steps (the first compiles) it times one checkpoint save (``save(step)``, the run's own,
+    finite-weights guard included) and an evaluation of two batches (``evaluate(batches)``), sets the
+    budget's reserve to the full evaluation and three saves (checkpoint, best and final model), and
+    prints the estimate. Until the first epoch end is timed that reserve is what keeps the final
+    evaluation inside the budget.
+    """
+
+    def __init__(self, budget: TimeBudget, steps: int, save, evaluate, eval_batches: int):
+        super().__init__()
+        if steps < 3:
+            raise ValueError(f"calibration_steps must be at least 3 (one compiles, two are timed); received {steps}.")
+        self.budget, self.steps, self.save, self.evaluate, self.eval_batches = budget, steps, save, evaluate, eval_batches
+        self._begin = None
+
+    def on_train_begin(self, logs=None):
+        self._begin = time.time()
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = global_step(self)
+        if step == 1:
+            self.budget.notes["compile_s"] = round(time.time() - self._begin, 3)
+        if step != self.steps or "eval_s" in self.budget.notes:
+            return
+        t0 = time.time()
+        self.save(step)
+        save_s = time.time() - t0
+        eval_s = 0.0
+        if self.eval_batches:
+            self.evaluate(1)  # traces the evaluation step
+            t0 = time.time()
+            self.evaluate(min(2, self.eval_batches))
+            pair = time.time() - t0
+            per_batch = min(pair / 2, self.budget.step_s / 2)  # a forward pass is ~1/3 of a training step
+            eval_s = pair + max(self.eval_batches - 2, 0) * per_batch
+        self.budget.reserve_s = eval_s + 3 * save_s
+        spent, steps_per_epoch = self.budget.spent(), self.params.get("steps") or 1
+        estimate = plan_total_steps(self.budget.budget_s - spent, max(self.budget.step_s, 1e-6), step,
+                                    steps_per_epoch, eval_s, save_s, self.params.get("eval_every", 1))
+        self.budget.notes.update(calibration_steps=self.steps, eval_s=round(eval_s, 3), save_s=round(save_s, 3),
+                                 step_s_at_calibration=round(self.budget.step_s, 5), total_steps=estimate)
+        print(f"time budget: {self.budget.budget_s / 60:g} min; compile {self.budget.notes.get('compile_s', 0):.1f} "
+              f"s, {self.budget.step_s * 1000:.0f} ms/step, evaluation ~{eval_s:.1f} s, save {save_s:.2f} s -> about "
+              f"{estimate} steps at this speed; the learning rate follows the clock to reach its floor at "
+              f"{self.budget.budget_s - self.budget.reserve:.0f} s", flush=True)
+        self.budget.save()
