@@ -144,7 +144,7 @@ def run(args) -> int:
     warmup = args.warmup_steps if args.warmup_steps is not None else max(1, args.steps // 20)
     model.compile(optimizer=transfer_optimizer(total, warmup, args.learning_rate, args.momentum, args.clip_norm),
                   loss=keras.losses.CategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    stream = data.train_dataset(train, contract, len(train.class_names), batch_size=args.batch_size,
+    stream = data.train_dataset(train, contract, batch_size=args.batch_size,
                                 steps_per_epoch=steps_per_epoch, seed=args.seed,
                                 augment=data.Augment(crop="none", flip=True))
     history = model.fit(stream, steps_per_epoch=steps_per_epoch, epochs=epochs, verbose=2, shuffle=False)

@@ -34,18 +34,16 @@ def _sources(config):
     return train_source, eval_source
 
 
-def _datasets(config, strategy, train_source, eval_source, contract, num_classes, steps_per_epoch, start_step):
+def _datasets(config, strategy, train_source, eval_source, contract, steps_per_epoch, start_step):
     from keras_vit.training import data
 
     augment = config.augment
     batch = config.batch_size
 
     def train_fn(ctx):
-        return data.train_dataset(
-            train_source, contract, num_classes, batch_size=ctx.get_per_replica_batch_size(batch),
+        return data.train_dataset(train_source, contract, batch_size=ctx.get_per_replica_batch_size(batch),
             steps_per_epoch=steps_per_epoch, seed=config.seed, start_step=start_step, augment=augment,
-            num_pipelines=ctx.num_input_pipelines, pipeline_id=ctx.input_pipeline_id,
-            replicas_per_pipeline=ctx.num_replicas_in_sync // ctx.num_input_pipelines)
+            input_context=ctx)
 
     def eval_fn(ctx):
         return data.eval_dataset(eval_source, contract, batch_size=ctx.get_per_replica_batch_size(batch),
@@ -198,7 +196,7 @@ def _build(config, strategy, started, signals) -> _Run:
                best=best, saver=saver, budget=budget, schedule=schedule, steps_per_epoch=steps_per_epoch,
                total_steps=config.epochs * steps_per_epoch, start_step=start_step, resumed=resumed, chief=chief,
                policy=policy, started=started, signals=signals, train_source=train_source, eval_source=eval_source)
-    run.datasets = _datasets(config, strategy, train_source, eval_source, model.preprocessing, num_classes,
+    run.datasets = _datasets(config, strategy, train_source, eval_source, model.preprocessing,
                              steps_per_epoch, start_step)
     if chief:
         print(f"Training {config.model} ({model.count_params():,} params, {policy}) on "
