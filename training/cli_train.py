@@ -105,6 +105,20 @@ def build_config(args):
 
 
 def run(args) -> int:
+    summary = run_config(build_config(args))
+    if not isinstance(summary, dict):
+        return summary
+    shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in summary.items() if k != "step_losses"}
+    print("Summary: " + json.dumps(shown))
+    return 0
+
+
+def run_config(config):
+    """``train(config)``; a run that stops on purpose prints its one line and gives its exit code instead.
+
+    Returns:
+        the summary, or the exit code (75 preempted, 74 write failed, 65 diverged, 69 worker lost, 73 folder held).
+    """
     import logging
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -112,7 +126,7 @@ def run(args) -> int:
     from keras_vit.training.run import train
 
     try:
-        summary = train(build_config(args))
+        return train(config)
     except RunStopped as stopped:
         print(stopped, file=sys.stderr, flush=True)
         if isinstance(stopped, (Preempted, WorkerLost)):
@@ -121,6 +135,3 @@ def run(args) -> int:
             sys.stdout.flush()
             os._exit(stopped.exit_code)
         return stopped.exit_code
-    shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in summary.items() if k != "step_losses"}
-    print("Summary: " + json.dumps(shown))
-    return 0

@@ -138,6 +138,7 @@ class _Run:
     datasets: tuple = ()
     train_source: object = None
     eval_source: object = None
+    report: object = None  # the checkpoint's load report (config.weights)
 
 
 def _build(config, strategy, started, signals) -> _Run:
@@ -145,7 +146,6 @@ def _build(config, strategy, started, signals) -> _Run:
     import keras
     import tensorflow as tf
 
-    from keras_vit.registry import create_model
     from keras_vit.training import recipe
     from keras_vit.training.checkpoints import Checkpoints, Checkpointing
     from keras_vit.training.loop import Trainer
@@ -174,9 +174,8 @@ def _build(config, strategy, started, signals) -> _Run:
         budget = TimeBudget(config.time_budget, peak, config.min_learning_rate, warmup, started,
                             directory=config.output_dir if chief else None)
     with strategy.scope():
-        model = create_model(config.model, dtype=None if policy == "float32" else policy, **overrides)
-        optimizer = recipe.make_optimizer(model, 0.0 if budget else schedule, config.weight_decay, config.beta_2,
-                                          loss_scaling=policy == "mixed_float16")
+        model, report = _model(config, None if policy == "float32" else policy, overrides)
+        optimizer = _optimizer(config, model, 0.0 if budget else schedule, policy)
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         best = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="best_accuracy")
     out = config.output_dir
@@ -195,7 +194,8 @@ def _build(config, strategy, started, signals) -> _Run:
     run = _Run(config=config, strategy=strategy, model=model, optimizer=optimizer, trainer=trainer, step=step,
                best=best, saver=saver, budget=budget, schedule=schedule, steps_per_epoch=steps_per_epoch,
                total_steps=config.epochs * steps_per_epoch, start_step=start_step, resumed=resumed, chief=chief,
-               policy=policy, started=started, signals=signals, train_source=train_source, eval_source=eval_source)
+               policy=policy, started=started, signals=signals, train_source=train_source, eval_source=eval_source,
+               report=report)
     run.datasets = _datasets(config, strategy, train_source, eval_source, model.preprocessing,
                              steps_per_epoch, start_step)
     if chief:
@@ -204,6 +204,45 @@ def _build(config, strategy, started, signals) -> _Run:
               f"{strategy.num_replicas_in_sync} (per-replica batch {per_replica}), {config.epochs} epochs x "
               f"{steps_per_epoch} steps, peak lr {peak:.3g}" + (f"; resumed at step {start_step}" if resumed else ""))
     return run
+
+
+def _model(config, dtype, overrides: dict):
+    """A new model, or (``config.weights``) a checkpoint's encoder with a zero head for this data's classes."""
+    if not config.weights:
+        from keras_vit.registry import create_model
+
+        return create_model(config.model, dtype=dtype, **overrides), None
+    from keras_vit.training.cli_finetune import transfer_model
+
+    overrides = dict(overrides)
+    class_names = overrides.pop("class_names")
+    overrides.pop("num_classes")
+    model, report = transfer_model(config.model, config.weights, class_names, None, config.weights_source,
+                                   dtype=dtype, **overrides)
+    print(report.summary())
+    if config.mean is not None or config.std is not None:
+        contract = model.preprocessing
+        model.set_contract(dataclasses.replace(contract, mean=tuple(config.mean or contract.mean),
+                                               std=tuple(config.std or contract.std)))
+    contract = model.preprocessing
+    print(f"Preprocessing contract: mean={contract.mean} std={contract.std} size={contract.image_size}")
+    return model, report
+
+
+def _optimizer(config, model, learning_rate, policy: str):
+    """AdamW without decay on norms, biases and embeddings, or (the transfer recipe) SGD with momentum, built."""
+    from keras_vit.training import recipe
+
+    if config.optimizer == "adamw":
+        return recipe.make_optimizer(model, learning_rate, config.weight_decay, config.beta_2,
+                                     loss_scaling=policy == "mixed_float16")
+    import keras
+
+    optimizer = keras.optimizers.SGD(learning_rate=learning_rate, momentum=config.momentum)
+    if policy == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    optimizer.build(model.trainable_variables)
+    return optimizer
 
 
 def _callbacks(run: _Run, extra: list):
@@ -292,6 +331,7 @@ def _finish(run: _Run, state: dict) -> dict:
         "resumed_from_step": run.start_step if run.resumed else None,
         "final_train_loss": state["metrics"].get("loss"), "final_train_accuracy": state["metrics"].get("accuracy"),
         "eval_loss": state["eval"].get("loss"), "eval_accuracy": state["eval"].get("accuracy"),
+        "eval_examples": state["eval"].get("examples"),
         "best_eval_accuracy": float(run.best.numpy()), "images_per_s_last_epoch": state["images_per_s"],
         "skipped_files": len(getattr(run.train_source, "skipped", [])),
         "skipped_steps": state["skipped"], "strategy": type(run.strategy).__name__,
@@ -299,6 +339,8 @@ def _finish(run: _Run, state: dict) -> dict:
         "seconds": time.time() - run.started, "step_losses": state["losses"], "weights_sha256": _digest(run.model)}
     if run.budget:
         summary["time_budget"] = run.budget.summary(steps)
+    if run.report is not None:
+        summary.update(weights=config.weights, source=run.report.source, load_report=run.report.summary())
     if run.chief:
         run.saver.save_model(os.path.join(config.output_dir, "model.keras"), steps)
         path = os.path.join(config.output_dir, "summary.json")
