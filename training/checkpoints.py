@@ -76,7 +76,7 @@ class Checkpoints:
             try:
                 tf.train.load_checkpoint(prefix).get_variable_to_shape_map()  # reads the index
                 self.checkpoint.restore(prefix).expect_partial()
-            except (tf.errors.OpError, ValueError, AssertionError) as error:
+            except (tf.errors.OpError, ValueError, IndexError, OSError) as error:  # truncated or missing files
                 reason = " ".join(str(getattr(error, "message", error)).split())[:160]
                 later = candidates[index + 1] if index + 1 < len(candidates) else None
                 print(f"Checkpoint {prefix} is damaged ({type(error).__name__}: {reason}); "

@@ -132,7 +132,7 @@ def finetune_config(args, train_examples: int):
         eval_data=None if args.eval_examples else "none", max_eval_examples=args.eval_examples or None,
         eval_every=epochs, seed=args.seed, mean=args.mean, std=args.std, time_budget=args.time_budget,
         checkpoint_every=args.checkpoint_every, jit_compile=args.jit_compile, progress=False,
-        log_every=max(1, min(50, steps_per_epoch)))
+        log_every=max(1, min(50, steps_per_epoch // 4)))
 
 
 def run(args) -> int:
