@@ -11,7 +11,8 @@ import time
 import pytest
 
 from keras_vit.training.faults import DIVERGED, PREEMPTED, WRITE_FAILED
-from test_training_faults import SIGTERM_EXIT_BOUND_S, _checkpoint_is_finite, _latest_step, _load_keras, _Run, _small_disk
+from test_training_faults import (SIGTERM_EXIT_BOUND_S, _checkpoint_is_finite, _latest_step, _load_keras, _Run,
+                                  _small_disk)
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +43,9 @@ def test_finetune_sigterm_saves_the_step_and_the_same_command_resumes(tmp_path, 
     assert run.wait(timeout=SIGTERM_EXIT_BOUND_S + 30) == PREEMPTED, run.output()
     seconds = time.time() - sent
     saved = _latest_step(out)
-    assert run.last_error_line() == (f"Stopped by SIGTERM at step {saved}: saved {out / 'checkpoints' / f'ckpt-{saved}'};"
-                                     f" run the same command again to resume from step {saved}.")
+    path = out / "checkpoints" / f"ckpt-{saved}"
+    assert run.last_error_line() == (f"Stopped by SIGTERM at step {saved}: saved {path}; run the same command "
+                                     f"again to resume from step {saved}.")
     assert seen <= saved <= seen + 3 and seconds < SIGTERM_EXIT_BOUND_S
     rerun = _Run(command)
     assert rerun.wait() == 0, rerun.output()
@@ -66,8 +68,8 @@ def test_finetune_full_disk_names_the_file_keeps_the_last_checkpoint_and_resumes
         run = _Run(command)
         assert run.wait() == WRITE_FAILED, run.output()
         line = run.last_error_line()
-        assert line.startswith(f"Could not write {out / 'checkpoints' / 'ckpt-20'}: no space left on device (ENOSPC)."), \
-            run.output()
+        path = out / "checkpoints" / "ckpt-20"
+        assert line.startswith(f"Could not write {path}: no space left on device (ENOSPC)."), run.output()
         assert "the last checkpoint, step 10, is intact" in line
         assert line.endswith("free space and run the same command again to resume."), line
         assert _latest_step(out) == 10 and _checkpoint_is_finite(out, 10)

@@ -231,7 +231,8 @@ class Calibration(keras.callbacks.Callback):
         super().__init__()
         if steps < 3:
             raise ValueError(f"calibration_steps must be at least 3 (one compiles, two are timed); received {steps}.")
-        self.budget, self.steps, self.save, self.evaluate, self.eval_batches = budget, steps, save, evaluate, eval_batches
+        self.budget, self.steps, self.save, self.evaluate = budget, steps, save, evaluate
+        self.eval_batches = eval_batches
         self._begin = None
 
     def on_train_begin(self, logs=None):
