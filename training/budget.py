@@ -157,6 +157,7 @@ class TimeBudget(keras.callbacks.Callback):
             with open(self.path, encoding="utf-8") as handle:
                 state = json.load(handle)
             spent, self._warm_end = float(state.get("spent_s", 0.0)), state.get("warmup_end_s")
+            self.reserve_s = max(self.reserve_s, float(state.get("reserve_s", 0.0)))  # what the end needed before
         self._origin = (self.started or time.time()) - spent
         self.stopped = False
 

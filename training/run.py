@@ -278,7 +278,7 @@ def _fit(run: _Run, extra: list) -> dict:
     callbacks = _callbacks(run, extra)
     config, spe, iterator = run.config, run.steps_per_epoch, iter(run.datasets[0])
     state = {"losses": [], "metrics": {}, "eval": {}, "images_per_s": 0.0, "skipped": 0}
-    run.model.stop_training = False
+    run.model.stop_training, row = False, {}
     callbacks.on_train_begin()
     for epoch in range(run.start_step // spe, callbacks.params["epochs"]):
         callbacks.on_epoch_begin(epoch)
