@@ -13,7 +13,8 @@ final evaluation and saves). It starts at ``reserve_s`` and grows to the longest
 evaluation, checkpoint and history writes ``fit`` or the loop do there), so the final evaluation of a
 run that stops mid-epoch still fits. A step is the last one when the next would end past the deadline;
 it trains at the floor and the run stops after it (``model.stop_training``); ``fit`` then evaluates
-``validation_data`` one last time.
+``validation_data`` one last time. Should a step run so long that the deadline passes without warning,
+one more step is taken, at the floor: the run may end one step late, never above the floor.
 
 With ``directory``, the seconds spent are kept in ``directory/budget.json`` (every few seconds and at
 every epoch end), so a run that is preempted and rerun continues the same budget and schedule rather
@@ -126,7 +127,7 @@ class TimeBudget(keras.callbacks.Callback):
         self.budget_s, self.peak, self.floor = float(minutes) * 60.0, float(peak), float(floor)
         self.warmup_steps, self.started, self.reserve_s = int(warmup_steps), started, float(reserve_s)
         self.directory = directory
-        self.learning_rate, self.stopped, self.last_step = None, False, False
+        self.learning_rate, self.stopped, self.last_step, self._overdue = None, False, False, False
         self.notes = {}  # what else budget.json should say (keras-vit train's calibration)
         self._origin = self._warm_end = self._last_end = self._gap_from = None
         self._intervals, self._epoch_gap, self._saved = [], 0.0, 0.0
@@ -159,7 +160,7 @@ class TimeBudget(keras.callbacks.Callback):
             spent, self._warm_end = float(state.get("spent_s", 0.0)), state.get("warmup_end_s")
             self.reserve_s = max(self.reserve_s, float(state.get("reserve_s", 0.0)))  # what the end needed before
         self._origin = (self.started or time.time()) - spent
-        self.stopped = False
+        self.stopped = self._overdue = False
 
     def on_train_batch_begin(self, batch, logs=None):
         step, now = global_step(self), time.time()
@@ -168,7 +169,8 @@ class TimeBudget(keras.callbacks.Callback):
         deadline = self.budget_s - self.reserve
         ends_epoch = self.params.get("steps") is not None and batch + 1 == self.params["steps"]
         after = self.spent(now) + self.step_s * 2 + (self._epoch_gap if ends_epoch else 0.0)
-        self.last_step = bool(self._intervals) and after > deadline  # the next step would end past the deadline
+        # The last step: the next one would end past the deadline, or the clock already ran out (a slow step).
+        self.last_step = self._overdue or (bool(self._intervals) and after > deadline)
         if self.last_step:
             rate = self.floor
         elif step < self.warmup_steps:
@@ -187,9 +189,11 @@ class TimeBudget(keras.callbacks.Callback):
             self._intervals.append(now - self._last_end)
             del self._intervals[:-WINDOW]
         self._last_end = now
-        if self.last_step or self.spent(now) + self.step_s > self.budget_s - self.reserve:
+        if self.last_step:
             self.stopped = True
             self.model.stop_training = True
+        elif self.spent(now) + self.step_s > self.budget_s - self.reserve:
+            self._overdue = True  # one more step, at the floor: the run never ends above it
         if now - self._saved >= SAVE_EVERY_S or self.stopped:
             self.save(now)
 
