@@ -6,8 +6,10 @@ On resume the CSV keeps only the epochs the restored checkpoint has finished,
 so a crash never leaves duplicated or half-written rows.
 
 ``History`` is a Keras callback in ``keras-vit train``'s loop: TensorBoard scalars every ``log_every``
-steps, a CSV row at every epoch end (the epoch logs, in their order). A ``model.fit`` user has Keras'
-``CSVLogger`` and ``TensorBoard`` for the same.
+steps, a CSV row at every epoch end. A ``model.fit`` user has Keras' ``CSVLogger`` and ``TensorBoard`` for
+the same; the loop keeps this one because a resumed run must drop the rows of epochs its checkpoint had not
+finished (``CSVLogger(append=True)`` would keep them), the file is rewritten atomically, and a full disk
+names the file (``WriteFailed``).
 """
 
 import csv
