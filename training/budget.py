@@ -40,7 +40,7 @@ import keras
 from keras_vit.atomic import atomic_write
 from keras_vit.training.faults import writing
 
-SAFETY = 0.04  # share of the remaining time the step estimate leaves unplanned (jitter on a shared machine)
+SAFETY = 0.03  # share of the budget kept free at its end (step and write-time jitter on a shared machine)
 SAVE_EVERY_S = 5.0  # how often the seconds spent are written (a kill loses at most this much of the count)
 WINDOW = 20  # step times kept for the median
 
@@ -57,7 +57,7 @@ def clock_learning_rate(peak: float, floor: float, fraction: float) -> float:
 
 
 def plan_total_steps(remaining_s: float, step_s: float, done_steps: int, steps_per_epoch: int, eval_s: float,
-                     save_s: float, eval_every: int = 1, safety: float = SAFETY) -> int:
+                     save_s: float, eval_every: int = 1, safety: float = 0.04) -> int:
     """An estimate of the total steps whose remaining steps, evaluations and saves fit in ``remaining_s``.
 
     Only reported (``keras-vit train`` prints it after calibration): the schedule follows the clock, not this.
@@ -143,8 +143,9 @@ class TimeBudget(keras.callbacks.Callback):
 
     @property
     def reserve(self) -> float:
-        """Seconds kept for what follows the last step: the longest epoch end seen, or ``reserve_s``."""
-        return max(self.reserve_s, 1.2 * self._epoch_gap)
+        """Seconds kept for what follows the last step: the longest epoch end seen (or ``reserve_s``) and a
+        ``SAFETY`` share of the budget for the jitter of a shared machine."""
+        return max(self.reserve_s, 1.2 * self._epoch_gap) + SAFETY * self.budget_s
 
     @property
     def step_s(self) -> float:
