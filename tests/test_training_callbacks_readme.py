@@ -54,4 +54,4 @@ def test_readme_fit_example_stops_on_time_at_the_floor_and_resumes_after_sigterm
     assert "stopped on time: True, last learning rate 1e-05" in output, output[-3000:]
     assert re.search(r"val_accuracy: 0\.[3-9]", output), output[-3000:]  # it learned, and was evaluated at the end
     budget = __import__("json").loads((tmp_path / "runs" / "fit" / "budget.json").read_text())
-    assert 55 <= budget["spent_s"] <= 60 + 5, budget  # both runs together spent the one minute, not two
+    assert 45 <= budget["spent_s"] <= 60 + 15, budget  # both runs together spent about the one minute, not two
