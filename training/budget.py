@@ -16,6 +16,9 @@ it trains at the floor and the run stops after it (``model.stop_training``); ``f
 ``validation_data`` one last time. Should a step run so long that the deadline passes without warning,
 one more step is taken, at the floor: the run may end one step late, never above the floor.
 
+Limit: each process follows its own clock, so under ``MultiWorkerMirroredStrategy`` workers could decide
+to stop after different steps (nothing agrees them yet): use a budget with one worker.
+
 With ``directory``, the seconds spent are kept in ``directory/budget.json`` (every few seconds and at
 every epoch end), so a run that is preempted and rerun continues the same budget and schedule rather
 than starting a new one.
