@@ -119,7 +119,7 @@ def pipeline_epoch(root):
     source = sources.load_source(root, "test")
     seen = sum(int(w.numpy().sum()) for _, _, w in data.eval_dataset(source, Preprocessing(32), batch_size=8))
     steps = source.num_examples // 4
-    ds = data.train_dataset(source, Preprocessing(32), 10, batch_size=4, steps_per_epoch=steps, seed=0)
+    ds = data.train_dataset(source, Preprocessing(32), batch_size=4, steps_per_epoch=steps, seed=0)
     return {"listed": source.num_examples, "skipped": len(source.skipped), "seen": seen,
             "steps": sum(1 for _ in ds.take(2 * steps))}
 

@@ -31,15 +31,21 @@ def _indices(ds, steps):
 PLAIN = data.Augment(crop="none", flip=False)
 
 
+def _shard(index, of):
+    import tensorflow as tf
+
+    return tf.distribute.InputContext(num_input_pipelines=of, input_pipeline_id=index, num_replicas_in_sync=of)
+
+
 def test_epoch_covers_each_example_once_and_shards_match_one_process():
     source, contract = _index_source(), Preprocessing(8)
-    single = _indices(data.train_dataset(source, contract, 96, batch_size=16, steps_per_epoch=6, seed=3,
+    single = _indices(data.train_dataset(source, contract, batch_size=16, steps_per_epoch=6, seed=3,
                                          augment=PLAIN), 12)
     assert sorted(sum(single[:6], [])) == list(range(96))  # epoch 1: every example once
     assert sorted(sum(single[6:], [])) == list(range(96))  # epoch 2 too, in another order
     assert single[:6] != single[6:]
-    shards = [_indices(data.train_dataset(source, contract, 96, batch_size=8, steps_per_epoch=6, seed=3,
-                                          augment=PLAIN, num_pipelines=2, pipeline_id=k), 12) for k in (0, 1)]
+    shards = [_indices(data.train_dataset(source, contract, batch_size=8, steps_per_epoch=6, seed=3,
+                                          augment=PLAIN, input_context=_shard(k, of=2)), 12) for k in (0, 1)]
     for step in range(12):  # two workers' halves of a step == one process's global batch
         assert sorted(shards[0][step] + shards[1][step]) == single[step]
         assert not set(shards[0][step]) & set(shards[1][step])
@@ -48,10 +54,10 @@ def test_epoch_covers_each_example_once_and_shards_match_one_process():
 def test_seeded_repeatable_and_resume_offset():
     source, contract = _index_source(), Preprocessing(8)
     kwargs = dict(batch_size=16, steps_per_epoch=6, augment=data.Augment(crop="pad", flip=True))
-    a = [x.numpy() for x, _ in data.train_dataset(source, contract, 96, seed=1, **kwargs).take(9)]
-    b = [x.numpy() for x, _ in data.train_dataset(source, contract, 96, seed=1, **kwargs).take(9)]
-    c = [x.numpy() for x, _ in data.train_dataset(source, contract, 96, seed=2, **kwargs).take(9)]
-    resumed = [x.numpy() for x, _ in data.train_dataset(source, contract, 96, seed=1, start_step=4, **kwargs)
+    a = [x.numpy() for x, _ in data.train_dataset(source, contract, seed=1, **kwargs).take(9)]
+    b = [x.numpy() for x, _ in data.train_dataset(source, contract, seed=1, **kwargs).take(9)]
+    c = [x.numpy() for x, _ in data.train_dataset(source, contract, seed=2, **kwargs).take(9)]
+    resumed = [x.numpy() for x, _ in data.train_dataset(source, contract, seed=1, start_step=4, **kwargs)
                .take(5)]
     np.testing.assert_array_equal(np.stack(a), np.stack(b))
     assert not np.array_equal(np.stack(a), np.stack(c))
@@ -115,7 +121,7 @@ def test_bad_files_are_skipped_and_counted(tmp_path, cifar10_test_root, caplog):
         assert images.shape[1:] == (32, 32, 3) and np.isfinite(images.numpy()).all()
         seen += int(tf.reduce_sum(weights))
     assert seen == source.num_examples - 1  # the corrupt body is dropped at decode, not fatal
-    ds = data.train_dataset(source, contract, 3, batch_size=2, steps_per_epoch=4, seed=0)
+    ds = data.train_dataset(source, contract, batch_size=2, steps_per_epoch=4, seed=0)
     for images, labels in ds.take(8):  # two full epochs without a crash
         assert images.shape == (2, 32, 32, 3)
 
@@ -137,7 +143,7 @@ def test_unknown_and_empty_inputs_fail_clearly(tmp_path):
 def test_digits_grayscale_pipeline():
     source = sources.load_source("digits", "train")
     images, labels = next(iter(data.train_dataset(source, Preprocessing(8, channels=1, mean=(0.5,), std=(0.5,)),
-                                                  10, batch_size=32, steps_per_epoch=10, seed=0)))
+                                                  batch_size=32, steps_per_epoch=10, seed=0)))
     assert images.shape == (32, 8, 8, 1) and labels.shape == (32, 10)
     assert -1.0 <= float(tf.reduce_min(images)) and float(tf.reduce_max(images)) <= 1.0
 
@@ -152,7 +158,7 @@ def test_tfds_image_folder_builder(tmp_path, cifar10_test_root):
     assert source.num_examples == 9 and len(source.class_names) == 2
 
     def first_labels():
-        ds = data.train_dataset(source, Preprocessing(32), 2, batch_size=4, steps_per_epoch=2, seed=0)
+        ds = data.train_dataset(source, Preprocessing(32), batch_size=4, steps_per_epoch=2, seed=0)
         images, labels = next(iter(ds))
         assert images.shape == (4, 32, 32, 3)
         return labels.numpy()
@@ -170,7 +176,7 @@ def test_rand_augment_and_mixing_keep_shapes_and_label_mass():
     source, contract = _index_source(64, 32), Preprocessing(32)
     augment = data.Augment(crop="resized", rand_augment_ops=2, rand_augment_magnitude=9, mixup_alpha=0.8,
                            cutmix_alpha=1.0)
-    ds = data.train_dataset(source, contract, 64, batch_size=8, steps_per_epoch=8, seed=0, augment=augment)
+    ds = data.train_dataset(source, contract, batch_size=8, steps_per_epoch=8, seed=0, augment=augment)
     for images, labels in ds.take(8):
         assert images.shape == (8, 32, 32, 3) and np.isfinite(images.numpy()).all()
         np.testing.assert_allclose(labels.numpy().sum(-1), 1.0, atol=1e-5)
@@ -193,7 +199,7 @@ def test_tfds_name_read_from_data_dir(tmp_path, cifar10_sample):
     train = sources.load_source("tfds:kv_cifar_sample", "train", data_dir=str(tmp_path))
     assert train.num_examples == 160 and train.class_names[0] == "airplane"
     contract = Preprocessing(32)
-    ds = data.train_dataset(train, contract, 10, batch_size=8, steps_per_epoch=20, seed=0, augment=PLAIN)
+    ds = data.train_dataset(train, contract, batch_size=8, steps_per_epoch=20, seed=0, augment=PLAIN)
     seen = np.concatenate([np.argmax(y.numpy(), -1) for _, y in ds.take(20)])
     np.testing.assert_array_equal(np.bincount(seen, minlength=10), np.bincount(labels[:160], minlength=10))
     test = sources.load_source("tfds:kv_cifar_sample", "test", data_dir=str(tmp_path))
@@ -231,7 +237,7 @@ def test_webp_class_tree_trains_and_calibrates_alike(tmp_path, cifar10_sample):
     assert [os.path.basename(p) for p in source.skipped] == ["truncated.webp"]
     contract = Preprocessing(32)
     images, labels, _ = next(iter(data.eval_dataset(source, contract, batch_size=6)))
-    images_b, labels_b = next(iter(data.train_dataset(source, contract, 2, batch_size=6, steps_per_epoch=1,
+    images_b, labels_b = next(iter(data.train_dataset(source, contract, batch_size=6, steps_per_epoch=1,
                                                       seed=0, augment=PLAIN)))
     assert images_b.shape == (6, 32, 32, 3)
     read, read_labels, classes = read_image_folder(tmp_path / "train", 32)  # the truncated file is skipped too

@@ -13,6 +13,11 @@ mean/std for timm / Hugging Face folders; ``--mean``/``--std`` override it). The
 saved model carries that contract and the data's class names, so ``keras-vit
 export`` and ``evaluate`` need no preprocessing or label flags.
 
+A fine-tuning run *is* a ``keras-vit train`` run (:func:`finetune_config` fills its ``TrainConfig``:
+``weights``, ``optimizer="sgd"``): the same loop and callbacks, so the same ``--time-budget``, the
+save on SIGTERM and resume (exit 75), the named full disk (74), the divergence guard (65), the folder
+lock (73), checkpoints, ``history.csv`` and TensorBoard in ``--output``.
+
 Example (runs in about a minute on 2 CPU cores):
     keras-vit finetune --model vit_test --weights timm_vit_test/model.safetensors \\
         --data cifar10 --steps 50 --batch-size 32 --output runs/finetune
@@ -22,6 +27,7 @@ import argparse
 import json
 import math
 import os
+import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layer-norm-epsilon", type=float, default=None,
                         help="the checkpoint's LayerNorm epsilon (Hugging Face configs: 1e-12)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output", required=True, help="folder for model.keras and finetune.json")
+    parser.add_argument("--time-budget", type=float, default=0.0,
+                        help="wall-clock MINUTES: the learning rate follows the clock and the run stops on time "
+                             "(--steps then only sizes the epochs)")
+    parser.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints")
+    parser.add_argument("--no-jit", dest="jit_compile", action="store_false", help="no XLA for the train step")
+    parser.add_argument("--output", required=True, help="run folder: model.keras, finetune.json, checkpoints/ ...")
 
 
 def _validate(args):
@@ -97,69 +108,61 @@ def transfer_optimizer(steps, warmup_steps, learning_rate, momentum=0.9, clip_no
     return keras.optimizers.SGD(learning_rate=schedule, momentum=momentum, global_clipnorm=clip_norm)
 
 
-def _accuracy(model, source, contract, batch_size):
-    from keras_vit.training import data
+def finetune_config(args, train_examples: int):
+    """The ``TrainConfig`` of a fine-tuning run: ``keras-vit train`` from a checkpoint with the transfer recipe.
 
-    correct = total = 0.0
-    for images, labels, weights in data.eval_dataset(source, contract, batch_size=batch_size):
-        predicted = model(images, training=False).numpy().argmax(-1)
-        correct += float(((predicted == labels.numpy()) * weights.numpy()).sum())
-        total += float(weights.numpy().sum())
-    return correct / max(total, 1.0)
+    Epochs of equal length cover ``--steps`` (at most epochs - 1 more); the schedule spans exactly those steps,
+    or the clock with ``--time-budget``. One evaluation, at the end, on ``--eval-examples`` test examples.
+    """
+    from keras_vit.training.config import Augment, TrainConfig
 
-
-def _save(model, summary, output):
-    from keras_vit.atomic import atomic_path, atomic_write
-
-    with atomic_path(os.path.join(output, "model.keras")) as temporary:
-        model.save(temporary)
-    atomic_write(os.path.join(output, "finetune.json"), json.dumps(summary, indent=2))
+    most_per_epoch = min(args.steps, train_examples // args.batch_size)
+    if most_per_epoch < 1:
+        raise SystemExit(f"--batch-size {args.batch_size} exceeds the {train_examples} training examples.")
+    epochs = math.ceil(args.steps / most_per_epoch)
+    steps_per_epoch = math.ceil(args.steps / epochs)
+    warmup = args.warmup_steps if args.warmup_steps is not None else max(1, args.steps // 20)
+    overrides = {"image_size": args.image_size} if args.image_size else {}
+    if args.layer_norm_epsilon is not None:
+        overrides["layer_norm_epsilon"] = args.layer_norm_epsilon
+    return TrainConfig(
+        model=args.model, weights=args.weights, weights_source=args.source, data=args.data, output_dir=args.output,
+        model_overrides=overrides, epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, lr_scaling="none", warmup_epochs=warmup / steps_per_epoch,
+        min_learning_rate=0.0, optimizer="sgd", momentum=args.momentum, clip_norm=args.clip_norm,
+        label_smoothing=0.0, dropout_rate=0.0, drop_path_rate=0.0, augment=Augment(crop="none", flip=True),
+        eval_data=None if args.eval_examples else "none", max_eval_examples=args.eval_examples or None,
+        eval_every=epochs, seed=args.seed, mean=args.mean, std=args.std, time_budget=args.time_budget,
+        checkpoint_every=args.checkpoint_every, jit_compile=args.jit_compile, progress=False,
+        log_every=max(1, min(50, steps_per_epoch // 4)))
 
 
 def run(args) -> int:
-    import dataclasses
-
-    import keras
-
-    from keras_vit.training import data, sources
+    from keras_vit.training import sources
+    from keras_vit.training.cli_train import run_config
 
     _validate(args)
-    keras.utils.set_random_seed(args.seed)
-    train = sources.load_source(args.data, "train")
-    overrides = {} if args.layer_norm_epsilon is None else {"layer_norm_epsilon": args.layer_norm_epsilon}
-    model, report = transfer_model(args.model, args.weights, train.class_names, args.image_size,
-                                   args.source, **overrides)
-    print(report.summary())
-    contract = model.preprocessing
-    if args.mean is not None or args.std is not None:
-        contract = dataclasses.replace(contract, mean=tuple(args.mean or contract.mean),
-                                       std=tuple(args.std or contract.std))
-        model.set_contract(contract)
-    print(f"Preprocessing contract: mean={contract.mean} std={contract.std} size={contract.image_size}")
-    most_per_epoch = min(args.steps, train.num_examples // args.batch_size)
-    if most_per_epoch < 1:
-        raise SystemExit(f"--batch-size {args.batch_size} exceeds the {train.num_examples} training examples.")
-    # Epochs of equal length covering --steps (at most epochs - 1 more); the schedule spans exactly those steps.
-    epochs = math.ceil(args.steps / most_per_epoch)
-    steps_per_epoch = math.ceil(args.steps / epochs)
-    total = steps_per_epoch * epochs
-    warmup = args.warmup_steps if args.warmup_steps is not None else max(1, args.steps // 20)
-    model.compile(optimizer=transfer_optimizer(total, warmup, args.learning_rate, args.momentum, args.clip_norm),
-                  loss=keras.losses.CategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    stream = data.train_dataset(train, contract, len(train.class_names), batch_size=args.batch_size,
-                                steps_per_epoch=steps_per_epoch, seed=args.seed,
-                                augment=data.Augment(crop="none", flip=True))
-    history = model.fit(stream, steps_per_epoch=steps_per_epoch, epochs=epochs, verbose=2, shuffle=False)
-    summary = {"model": args.model, "weights": os.path.abspath(args.weights) if os.path.isfile(args.weights) else args.weights, "source": report.source,
-               "data": args.data, "steps": total, "warmup_steps": warmup,
-               "learning_rate": args.learning_rate, "batch_size": args.batch_size,
-               "final_loss": float(history.history["loss"][-1]), "load_report": report.summary()}
+    config = finetune_config(args, sources.load_source(args.data, "train").num_examples)
+    summary = run_config(config)
+    if not isinstance(summary, dict):
+        return summary
+    result = {"model": args.model, "weights": os.path.abspath(args.weights) if os.path.isfile(args.weights)
+              else args.weights, "source": summary["source"], "data": args.data, "steps": summary["steps"],
+              "warmup_steps": round(config.warmup_epochs * config.steps_per_epoch),
+              "learning_rate": args.learning_rate, "batch_size": args.batch_size,
+              "final_loss": summary["final_train_loss"], "load_report": summary["load_report"]}
     if args.eval_examples:
-        test = sources.subset(sources.load_source(args.data, "test", class_names=train.class_names),
-                              args.eval_examples, args.seed)
-        summary["test_accuracy"] = _accuracy(model, test, contract, args.batch_size)
-        summary["test_examples"] = test.num_examples
-        print(f"Test accuracy on {test.num_examples} examples: {summary['test_accuracy']:.4f}")
-    _save(model, summary, args.output)
+        result.update(test_accuracy=summary["eval_accuracy"], test_examples=summary["eval_examples"])
+        print(f"Test accuracy on {summary['eval_examples']} examples: {summary['eval_accuracy']:.4f}")
+    from keras_vit.atomic import atomic_write
+    from keras_vit.training.faults import WriteFailed, writing
+
+    path = os.path.join(args.output, "finetune.json")
+    try:
+        with writing(path):
+            atomic_write(path, json.dumps(result, indent=2))
+    except WriteFailed as failed:
+        print(f"{failed} model.keras is intact.", file=sys.stderr)
+        return failed.exit_code
     print(f"Saved {os.path.join(args.output, 'model.keras')} (with its input contract and class names)")
     return 0

@@ -6,7 +6,10 @@ command resumes from the newest checkpoint in ``--output-dir``.
 A run that stops on purpose prints one line saying why and how to go on, and exits with
 75 (SIGTERM/SIGINT: a checkpoint of the current step was saved; rerun to resume), 74 (a write
 failed: full disk, quota, I/O error; earlier checkpoints are intact), 65 (non-finite loss or
-gradient) or 69 (a worker of a multi-worker run was lost); see ``keras_vit.training.faults``.
+gradient), 69 (a worker of a multi-worker run was lost or hung) or 73 (another live run holds
+``--output-dir``); see ``keras_vit.training.faults``. A damaged newest checkpoint is reported and the one
+before it resumed from. The run's features are Keras callbacks (``keras_vit.training``) that ``model.fit``
+takes too.
 
 Example:
     keras-vit train --config cifar10_vit_small --output-dir runs/cifar10
@@ -53,8 +56,9 @@ _FLAGS = {
     "--max-train-examples": ("max_train_examples", int, "use a seeded subset of N training examples"),
     "--max-eval-examples": ("max_eval_examples", int, "use a seeded subset of N evaluation examples"),
     "--time-budget": ("time_budget", float, "wall-clock MINUTES for the whole run (loading, compiling, final "
-                      "evaluation included): the schedule is fitted to it after --calibration-steps"),
-    "--calibration-steps": ("calibration_steps", int, "steps timed before a --time-budget run fixes its schedule"),
+                      "evaluation included): the learning rate follows the fraction spent to its floor at the end"),
+    "--calibration-steps": ("calibration_steps", int,
+                            "steps before a --time-budget run times a save and an evaluation (what its end needs)"),
     "--keep-checkpoints": ("keep_checkpoints", int, "periodic checkpoints kept"),
     "--log-every": ("log_every", int, "steps between TensorBoard scalars (and stdout lines with --no-progress)"),
     "--on-nan": ("on_nan", str, "non-finite loss or gradient: stop (default) | skip the step"),
@@ -105,6 +109,20 @@ def build_config(args):
 
 
 def run(args) -> int:
+    summary = run_config(build_config(args))
+    if not isinstance(summary, dict):
+        return summary
+    shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in summary.items() if k != "step_losses"}
+    print("Summary: " + json.dumps(shown))
+    return 0
+
+
+def run_config(config):
+    """``train(config)``; a run that stops on purpose prints its one line and gives its exit code instead.
+
+    Returns:
+        the summary, or the exit code (75 preempted, 74 write failed, 65 diverged, 69 worker lost, 73 folder held).
+    """
     import logging
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -112,7 +130,7 @@ def run(args) -> int:
     from keras_vit.training.run import train
 
     try:
-        summary = train(build_config(args))
+        return train(config)
     except RunStopped as stopped:
         print(stopped, file=sys.stderr, flush=True)
         if isinstance(stopped, (Preempted, WorkerLost)):
@@ -121,6 +139,3 @@ def run(args) -> int:
             sys.stdout.flush()
             os._exit(stopped.exit_code)
         return stopped.exit_code
-    shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in summary.items() if k != "step_losses"}
-    print("Summary: " + json.dumps(shown))
-    return 0

@@ -13,6 +13,7 @@ import os
 
 CROPS = ("pad", "resized", "none")
 ON_NAN = ("stop", "skip")
+OPTIMIZERS = ("adamw", "sgd")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +92,13 @@ class TrainConfig:
     time_budget: float = 0.0
     calibration_steps: int = 20
     on_nan: str = "stop"  # a non-finite loss or gradient: "stop" the run, or "skip" the step
+    # transfer (keras-vit finetune): start from a checkpoint's encoder with a new zero head
+    weights: str = None  # a checkpoint file or name (keras-vit models --pretrained); None: from scratch
+    weights_source: str = None  # npz | timm | huggingface (default: told by the file)
+    optimizer: str = "adamw"  # "adamw" (the from-scratch recipe) or "sgd" (momentum, no decay: the transfer recipe)
+    momentum: float = 0.9  # SGD's
+    mean: tuple = None  # override the checkpoint's input normalization
+    std: tuple = None
 
     def update(self, values: dict) -> "TrainConfig":
         """Sets fields from ``values``; unknown keys raise with the list of valid ones.
@@ -113,6 +121,8 @@ class TrainConfig:
             self.augment = dataclasses.replace(self.augment, **augment)
         if self.on_nan not in ON_NAN:
             raise ValueError(f"on_nan must be one of {ON_NAN}; received on_nan={self.on_nan!r}.")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}; received optimizer={self.optimizer!r}.")
         return self
 
     def to_json(self) -> str:

@@ -15,7 +15,7 @@ Example:
     >>> from keras_vit.preprocessing import Preprocessing
     >>> from keras_vit.training import data, sources
     >>> source = sources.load_source("digits", "train")
-    >>> ds = data.train_dataset(source, Preprocessing(8, channels=1), 10, batch_size=32,
+    >>> ds = data.train_dataset(source, Preprocessing(8, channels=1), batch_size=32,
     ...                         steps_per_epoch=10, seed=0)
     >>> images, labels = next(iter(ds))
     >>> images.shape, labels.shape
@@ -130,28 +130,30 @@ def _channels(image, channels):
 
 
 def train_dataset(
-    source, contract, num_classes: int, *, batch_size: int, steps_per_epoch: int, seed: int = 0,
-    start_step: int = 0, augment: Augment = Augment(), num_pipelines: int = 1, pipeline_id: int = 0,
-    replicas_per_pipeline: int = 1,
+    source, contract, *, batch_size: int, steps_per_epoch: int, seed: int = 0,
+    start_step: int = 0, augment: Augment = Augment(), input_context=None,
 ) -> tf.data.Dataset:
     """An endless, repeatable training stream of ``(images, one_hot_labels)`` batches.
 
     Args:
         source: from :func:`keras_vit.training.sources.load_source`.
         contract: the model's ``Preprocessing``.
-        num_classes: width of the one-hot labels.
         batch_size: examples per batch (the per-replica batch under a strategy).
         steps_per_epoch: global steps in an epoch; each epoch holds exactly
             ``steps_per_epoch * batch_size * replicas_per_pipeline`` examples here.
         seed: fixes the order and every augmentation.
         start_step: global step to start from (resuming skips indices, not decodes).
         augment: the augmentation switches.
-        num_pipelines / pipeline_id: this worker's shard (``tf.distribute.InputContext``).
-        replicas_per_pipeline: replicas fed by this pipeline (batches per step).
+        input_context: this pipeline's ``tf.distribute.InputContext`` (its shard, and the replicas it feeds:
+            that many batches a step); None: one pipeline feeding one replica.
 
     Returns:
-        ``tf.data.Dataset`` of float32 ``(batch, H, W, C)`` and ``(batch, num_classes)``.
+        ``tf.data.Dataset`` of float32 ``(batch, H, W, C)`` and ``(batch, len(source.class_names))``.
     """
+    num_pipelines, pipeline_id, replicas_per_pipeline = 1, 0, 1
+    if input_context is not None:
+        num_pipelines, pipeline_id = input_context.num_input_pipelines, input_context.input_pipeline_id
+        replicas_per_pipeline = input_context.num_replicas_in_sync // num_pipelines
     if source.num_examples < steps_per_epoch * batch_size * replicas_per_pipeline * num_pipelines:
         raise ValueError(
             f"steps_per_epoch={steps_per_epoch} x global batch "
@@ -167,7 +169,7 @@ def train_dataset(
         return ds.map(lambda image, label, i: (image, label, i, epoch))
 
     ds = tf.data.Dataset.range(first_epoch, 2**62).flat_map(epoch_ds).skip(offset * per_step)
-    train_map = _train_map(contract, augment, num_classes)
+    train_map = _train_map(contract, augment, len(source.class_names))  # the one-hot labels' width
 
     def mapped(image, label, index, epoch):
         example_seed = tf.stack([tf.cast(seed + epoch, tf.int32), tf.cast(index, tf.int32)])

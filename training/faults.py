@@ -11,9 +11,10 @@ exit code   exception                   meaning
                                         checkpoints and ``best.keras`` are intact; free space and rerun
 65          :class:`Diverged`           a non-finite loss or gradient; nothing of it was saved
 69          :class:`WorkerLost`         a peer of a multi-worker run died or hung; restart all workers
+73          :class:`FolderLocked`       another live run holds the output folder; nothing was touched
 ==========  ==========================  ==================================================================
 
-75, 74, 65 and 69 are sysexits.h's EX_TEMPFAIL, EX_IOERR, EX_DATAERR and EX_UNAVAILABLE.
+75, 74, 65, 69 and 73 are sysexits.h's EX_TEMPFAIL, EX_IOERR, EX_DATAERR, EX_UNAVAILABLE and EX_CANTCREAT.
 
 Example:
     >>> with StopSignals() as signals:
@@ -23,12 +24,13 @@ Example:
 
 import contextlib
 import errno
+import fcntl
 import os
 import re
 import signal
 import threading
 
-PREEMPTED, WRITE_FAILED, DIVERGED, WORKER_LOST = 75, 74, 65, 69
+PREEMPTED, WRITE_FAILED, DIVERGED, WORKER_LOST, FOLDER_LOCKED = 75, 74, 65, 69, 73
 
 # errno -> what ran out or broke, as the one line says it.
 DISK_ERRORS = {
@@ -64,6 +66,53 @@ class Diverged(RunStopped):
 
 class WorkerLost(RunStopped):
     exit_code = WORKER_LOST
+
+
+class FolderLocked(RunStopped):
+    exit_code = FOLDER_LOCKED
+
+
+class FolderLock:
+    """Holds ``folder/run.lock`` (an ``flock``, with the holder's PID inside) for the life of a run.
+
+    A second run on the same folder is refused with :class:`FolderLocked` naming the holder, before it
+    reads or writes anything there. The kernel releases an ``flock`` when its process dies however it
+    dies, so the lock a killed run leaves behind is taken over by the next one (a SIGSTOPped run is
+    alive and keeps it). ``enabled=False`` (the non-chief workers of a multi-worker run, which share the
+    chief's folder) does nothing.
+    """
+
+    NAME = "run.lock"
+
+    def __init__(self, folder: str, enabled: bool = True):
+        self.path, self.enabled, self._handle = os.path.join(folder, self.NAME), enabled, None
+
+    def __enter__(self):
+        if not self.enabled:
+            return self
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        with writing(self.path):
+            handle = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise FolderLocked(f"{os.path.dirname(self.path)} is in use by a live run (PID {holder}); nothing was "
+                               "changed. Wait for it to end, stop it, or give another --output-dir.") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def __exit__(self, *exc):
+        if self._handle is not None:
+            self._handle.close()  # releases the flock
+            self._handle = None
+        return False
 
 
 def divergence_fixes(config, precision: str) -> str:

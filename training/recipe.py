@@ -63,7 +63,7 @@ def no_decay_variables(model) -> list:
 
 
 def make_optimizer(model, learning_rate, weight_decay: float = 0.05, beta_2: float = 0.999,
-                   loss_scaling: bool = False):
+                   loss_scaling: bool = False, clip_norm=None):
     """AdamW whose decay skips :func:`no_decay_variables`; built on ``model`` (call under the strategy scope).
 
     Args:
@@ -71,16 +71,55 @@ def make_optimizer(model, learning_rate, weight_decay: float = 0.05, beta_2: flo
         learning_rate: a float or a schedule (e.g. :func:`warmup_cosine`).
         weight_decay: decoupled weight decay (Loshchilov & Hutter, 2019).
         loss_scaling: wrap in ``keras.optimizers.LossScaleOptimizer`` (float16).
+        clip_norm: clip the global gradient norm (``model.fit``; the distributed loop clips itself).
 
     Returns:
         A built ``keras.optimizers.Optimizer``.
     """
-    optimizer = keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay, beta_2=beta_2)
+    optimizer = keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay, beta_2=beta_2,
+                                       global_clipnorm=clip_norm or None)
     optimizer.exclude_from_weight_decay(var_list=no_decay_variables(model))
     if loss_scaling:
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     optimizer.build(model.trainable_variables)
     return optimizer
+
+
+def recipe_for(model, learning_rate: float = 1e-3, total_steps=None, warmup_steps: int = 0,
+               weight_decay: float = 0.05, label_smoothing: float = 0.0, clip_norm: float = 1.0) -> dict:
+    """The training recipe as ``model.compile`` arguments: ``model.compile(**recipe_for(model, ...))``.
+
+    AdamW without decay on :func:`no_decay_variables` (biases, norms, the class token, position
+    embeddings), the global gradient norm clipped, softmax cross-entropy on logits with label
+    smoothing (one-hot labels; integer labels when ``label_smoothing`` is 0), and top-1 accuracy.
+
+    Args:
+        model: the model to train.
+        learning_rate: the peak rate.
+        total_steps: with a number, the rate follows :func:`warmup_cosine` to 0 at that step; None keeps
+            it a number that a :class:`~keras_vit.training.budget.TimeBudget` sets before every step.
+        warmup_steps: linear warmup (with ``total_steps``).
+        weight_decay, label_smoothing, clip_norm: as in ``keras-vit train``.
+
+    Returns:
+        ``{"optimizer", "loss", "metrics"}``.
+
+    Example:
+        >>> import keras_vit
+        >>> model = keras_vit.create_model("vit_test", num_classes=10)
+        >>> model.compile(**recipe_for(model, learning_rate=1e-3, total_steps=1000, warmup_steps=100))
+        >>> type(model.optimizer).__name__, model.loss.name
+        ('AdamW', 'sparse_categorical_crossentropy')
+    """
+    rate = learning_rate if total_steps is None else warmup_cosine(learning_rate, warmup_steps, total_steps)
+    optimizer = make_optimizer(model, rate, weight_decay, clip_norm=clip_norm)
+    if label_smoothing:
+        loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=label_smoothing)
+        accuracy = keras.metrics.CategoricalAccuracy(name="accuracy")
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+    return {"optimizer": optimizer, "loss": loss, "metrics": [accuracy]}
 
 
 def resolve_precision(precision: str, strategy) -> str:

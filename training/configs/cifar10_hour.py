@@ -7,7 +7,8 @@ Command:
 Hardware: the 2-core AMD EPYC of this project, no GPU; both cores (threads 0). The data is the shared
 CIFAR-10 JPEG tree (``--data cifar10`` reads KERAS_VIT_DATA), all 50,000 training and all 10,000 test images.
 Time: the budget given, everything included: imports, data loading, XLA compilation, the final evaluation.
-The schedule is fitted to it after 20 timed steps (training/budget.py); warmup is 0.5 epoch.
+The learning rate follows the fraction of the budget spent (training/budget.py: a cosine that reaches its
+floor at the deadline whatever the step time does); warmup is 0.5 epoch.
 Accuracy: not yet measured on a quiet machine. Target 80% top-1 at --time-budget 60 (issue 11).
 Measured so far (busy machine, load 7-9, one thread, batch 128): 4.6 s a step, 28 img/s, XLA compilation
 65 s; at that rate an hour is ~1.8 epochs, too few. The estimate that makes 80% plausible needs the quiet
