@@ -29,6 +29,9 @@ import math
 import os
 import sys
 
+# The command's model and optimizer live in transfer.py (run.py builds the model; it must not import a CLI).
+from keras_vit.training.transfer import transfer_model, transfer_optimizer  # noqa: F401
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="variant, e.g. Ti/16 (default with a checkpoint name: its own)")
@@ -77,35 +80,6 @@ def _validate(args):
                          f"(keras-vit models --pretrained lists them).")
     if args.model is None and kind != "checkpoint":
         raise SystemExit("--model is required with a checkpoint file.")
-
-
-def transfer_model(name, weights, class_names, image_size=None, source=None, **overrides):
-    """The checkpoint's encoder and contract with a fresh zero-initialised head for ``class_names``.
-
-    Returns:
-        ``(model, report)``; ``model.preprocessing`` is the checkpoint's input contract.
-    """
-    from keras_vit.factory import create_model, load_pretrained, resolve
-    from keras_vit.weights import load_weights
-
-    if image_size:
-        overrides["image_size"] = image_size
-    if resolve(weights).kind == "checkpoint":  # fetched, cached and verified by keras_vit.weights.hub
-        pretrained, report = load_pretrained(weights, name, skip_head=True, representation_size=None, **overrides)
-        return pretrained.reset_classifier(len(class_names), list(class_names)), report
-    pretrained = create_model(name, representation_size=None, **overrides)
-    report = load_weights(pretrained, weights, source, skip_head=True)
-    return pretrained.reset_classifier(len(class_names), list(class_names)), report
-
-
-def transfer_optimizer(steps, warmup_steps, learning_rate, momentum=0.9, clip_norm=1.0):
-    """SGD with momentum, global-norm clipping, warmup then cosine decay, no weight decay."""
-    import keras
-
-    from keras_vit.training.recipe import warmup_cosine
-
-    schedule = warmup_cosine(learning_rate, warmup_steps, steps)
-    return keras.optimizers.SGD(learning_rate=schedule, momentum=momentum, global_clipnorm=clip_norm)
 
 
 def finetune_config(args, train_examples: int):

@@ -212,7 +212,7 @@ def _model(config, dtype, overrides: dict):
         from keras_vit.factory import create_model
 
         return create_model(config.model, dtype=dtype, **overrides), None
-    from keras_vit.training.cli_finetune import transfer_model
+    from keras_vit.training.transfer import transfer_model
 
     overrides = dict(overrides)
     class_names = overrides.pop("class_names")
