@@ -52,7 +52,9 @@ WEIGHTS_TEST = [
 # importlib-resources: TFDS writes a small data set in the tests.
 # mediapipe 1.2.2: the app-side ImageClassifier the metadata test runs (~440 MB with opencv); tests only,
 # metadata is written with flatbuffers alone. It keeps TensorFlow's protobuf and numpy (0.10.21 needs numpy<2).
-TEST = ["pytest==9.0.3", "importlib-resources==7.1.0"] + WEIGHTS_TEST + ["mediapipe==1.2.2"]
+# pytest-xdist (and its execnet): pytest.ini runs the suite on two workers, one file each at a time.
+TEST = ["pytest==9.0.3", "pytest-xdist==3.8.0", "execnet==2.1.2", "importlib-resources==7.1.0"] + WEIGHTS_TEST + [
+    "mediapipe==1.2.2"]
 
 # Python 3.10 (end of life 2026-10) has no wheels of these pins: the newest releases that support it, checked with
 # `pip download --no-deps --only-binary=:all: --python-version 3.10`. The pins above stay as measured on 3.11+.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CI on the Pythons besides the README's 3.11: for each, a fresh venv, `pip install -e .` (plus setup.py's pytest
-# pin) and a fast subset of the suite: model build/save/load, layers, registry, the model contract and the LiteRT
-# runtime on a tiny export, without the tests marked slow. The whole suite runs on 3.11 (.ci/run's last line).
+# and pytest-xdist pins) and a fast subset of the suite in one process (-n 0: it runs beside the main suite's two
+# workers): model build/save/load, layers, registry, the model contract and the LiteRT runtime on a tiny export,
+# without the tests marked slow. The whole suite runs on 3.11 (.ci/run's last line).
 #
 # Usage: .ci/other_pythons.sh [3.10 3.12 ...]   (default: 3.10 3.12 3.13; interpreters from pyenv or PATH)
 # Venvs and logs go to $KERAS_VIT_PYTHONS (default ~/.cache/keras_vit/pythons), outside the repo. A venv is built
@@ -14,7 +15,7 @@ if [ $# -gt 0 ]; then VERSIONS=("$@"); else VERSIONS=(3.10 3.12 3.13); fi
 ROOT="${KERAS_VIT_PYTHONS:-${XDG_CACHE_HOME:-$HOME/.cache}/keras_vit/pythons}"
 SUBSET=(tests/test_model.py tests/test_layers.py tests/test_registry.py tests/test_model_contract.py
         tests/test_tflite_runtime.py)
-PYTEST=$(grep -o '"pytest==[^"]*"' setup.py | tr -d '"')
+PYTEST=($(grep -o -E '"(pytest|pytest-xdist|execnet)==[^"]*"' setup.py | tr -d '"'))  # pytest.ini's addopts need xdist
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 mkdir -p "$ROOT"
 
@@ -41,13 +42,13 @@ for version in "${VERSIONS[@]}"; do
     how="fresh venv"
     # Python 3.10's bundled pip 23.0 backtracks for minutes over TensorFlow's dependencies; a current pip does not.
     { "$python" -m venv --clear "$venv" && "$venv/bin/python" -m pip install -q --upgrade pip \
-      && "$venv/bin/pip" install -q -e . "$PYTEST" && echo "$key" >"$venv/keras_vit.key"; } >"$log" 2>&1 || how=FAILED
+      && "$venv/bin/pip" install -q -e . "${PYTEST[@]}" && echo "$key" >"$venv/keras_vit.key"; } >"$log" 2>&1 || how=FAILED
   fi
   if [ "$how" = FAILED ]; then
     summary+=("python$version: install FAILED after $((SECONDS - start)) s, see $log"); status=1; continue
   fi
   installed=$((SECONDS - start))
-  if "$venv/bin/python" -m pytest -q -p no:cacheprovider --durations=5 -m "not slow" "${SUBSET[@]}" >>"$log" 2>&1; then
+  if "$venv/bin/python" -m pytest -q -n 0 -p no:cacheprovider --durations=5 -m "not slow" "${SUBSET[@]}" >>"$log" 2>&1; then
     result=passed
   else
     result=FAILED; status=1

@@ -1,8 +1,10 @@
 """Shared fixtures: real CIFAR-10 images from ../shared/data, tiny models, subprocess helpers."""
 
+import fcntl
 import os
 import subprocess
 import sys
+import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -18,8 +20,50 @@ NO_CIFAR = (
 )
 
 
+# The files that took longest (seconds in --durations, whole suite on the busy 2-core machine, 2026-12-04), which
+# pytest-xdist hands out first so both workers finish together; all other files follow in their usual order.
+LONGEST_FIRST = {
+    "test_training_faults.py": 226, "test_hybrid.py": 145, "test_training_distributed.py": 76,
+    "test_aarch64.py": 67, "test_tflite_metadata.py": 61, "test_training_resume.py": 60, "test_model.py": 53,
+    "test_tflite_export.py": 38, "test_training_recipe.py": 26, "test_quickstart.py": 25,
+}
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: takes more than ~20 s; still runs in CI")
+    config.addinivalue_line("markers", "serial: bounds its own wall time; under pytest-xdist the other workers wait")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Under pytest-xdist a ``serial`` test runs alone: it holds the run's lock exclusively, each other test shared.
+
+    The lock covers setup and teardown, so a module's export in another worker counts as running. A waiting
+    serial test leaves a flag that keeps the other workers from starting a test until it has had its turn.
+    """
+    if not hasattr(item.config, "workerinput"):  # one process: nothing runs beside the test
+        yield
+        return
+    run_dir = os.path.dirname(item.config.option.basetemp)  # the run's basetemp, shared by its workers
+    flag = os.path.join(run_dir, "serial.wanted")
+    with open(os.path.join(run_dir, "serial.lock"), "a") as lock:
+        if item.get_closest_marker("serial"):
+            open(flag, "a").close()
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            os.remove(flag)
+        else:
+            while os.path.exists(flag):
+                time.sleep(0.5)
+            fcntl.flock(lock, fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own reordering by fixture scope
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: -LONGEST_FIRST.get(item.path.name, 0))  # stable: each file keeps its own order
 
 
 @pytest.fixture(scope="session")
