@@ -26,6 +26,9 @@ LONGEST_FIRST = {
     "test_training_faults.py": 226, "test_hybrid.py": 145, "test_training_distributed.py": 76,
     "test_aarch64.py": 67, "test_tflite_metadata.py": 61, "test_training_resume.py": 60, "test_model.py": 53,
     "test_tflite_export.py": 38, "test_training_recipe.py": 26, "test_quickstart.py": 25,
+    # the callbacks' drills, measured on two workers at load ~2.5 (2026-12-04 18:32)
+    "test_training_callbacks_drills.py": 303, "test_training_callbacks_finetune.py": 91,
+    "test_training_callbacks_readme.py": 83,
 }
 
 
