@@ -5,7 +5,7 @@ import inspect
 
 import keras
 
-from keras_vit.layers import ClassificationHead, ConvStem, PatchEncoder, Patches, TransformerBlock
+from keras_vit.layers import ClassificationHead, ConvStem, PatchEncoder, Patches, TransformerBlock, export_formulation
 from keras_vit.layers.conv_stem import stem_arguments
 from keras_vit.preprocessing import Preprocessing, check_class_names
 from keras_vit.registration import register
@@ -314,6 +314,26 @@ class VisionTransformer(keras.Model):
             elif source is not None and tuple(source.shape) == tuple(variable.shape):
                 variable.assign(source)
         return model
+
+    def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs):
+        """Keras' own ``model.export``, traced in the export formulation (erf GELU, decomposed LayerNorm).
+
+        The training graph's exact GELU lowers to ``Erfc``, which onnxruntime refuses; the export
+        formulation computes the same function with ops every runtime has, so each of Keras' formats
+        (``"tf_saved_model"``, ``"litert"``, ``"onnx"``, ``"openvino"``) loads in its runtime. A model
+        never called yet is called once on zeros, since Keras' ONNX door needs a called model.
+        For quantized, calibrated, verified TFLite files with the contract inside, use
+        ``keras_vit.tflite`` (``keras-vit export``).
+
+        Example:
+            >>> import keras_vit
+            >>> keras_vit.create_model("vit_test").export("/tmp/vit_test.onnx", format="onnx", verbose=False)
+        """
+        with export_formulation():
+            if input_signature is None and not self._called:
+                self(keras.ops.zeros((1,) + tuple(self.input_shape[1:])))
+            return super().export(filepath, format=format, verbose=verbose, input_signature=input_signature,
+                                  **kwargs)
 
     def __call__(self, *args, **kwargs):
         images = args[0] if args else kwargs.get("inputs")

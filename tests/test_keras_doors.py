@@ -1,0 +1,58 @@
+"""Keras' own doors on keras_vit models: ``model.export`` in each of Keras' formats, run in its runtime.
+
+Each family's conversions run in a fresh interpreter (``run_python``: TFLiteConverter leaks memory); the
+script prints the largest logit difference per format as JSON.
+"""
+
+import json
+
+import pytest
+
+from conftest import run_python
+
+# One small variant per registered family: the plain ViT and the hybrid (conv stem).
+FAMILIES = ("vit_test", "vit_hybrid_test")
+FORMATS = ("litert", "onnx", "tf_saved_model")
+# float32 end to end; the erf GELU and decomposed LayerNorm differ from the fused kernels by rounding only.
+FLOAT_TOLERANCE = 1e-4
+
+
+def _export_all_script(variant, root):
+    return f"""
+import json, os
+import numpy as np
+import keras_vit
+model = keras_vit.create_model({variant!r})
+x = np.random.default_rng(0).normal(size=(2,) + tuple(model.input_shape[1:])).astype("float32")
+expected = np.asarray(model(x))
+diffs = {{}}
+model.export(os.path.join({root!r}, "m.tflite"), format="litert", verbose=False)
+from ai_edge_litert.interpreter import Interpreter
+interpreter = Interpreter(os.path.join({root!r}, "m.tflite"))
+signature = interpreter.get_signature_runner()
+name = list(signature.get_input_details())[0]
+out = np.stack([list(signature(**{{name: x[i:i + 1]}}).values())[0][0] for i in range(len(x))])
+diffs["litert"] = float(np.abs(out - expected).max())
+model.export(os.path.join({root!r}, "m.onnx"), format="onnx", verbose=False)
+import onnx, onnxruntime
+ops = sorted({{node.op_type for node in onnx.load(os.path.join({root!r}, "m.onnx")).graph.node}})
+session = onnxruntime.InferenceSession(os.path.join({root!r}, "m.onnx"))
+out = session.run(None, {{session.get_inputs()[0].name: x}})[0]
+diffs["onnx"] = float(np.abs(out - expected).max())
+model.export(os.path.join({root!r}, "saved"), format="tf_saved_model", verbose=False)
+import tensorflow as tf
+loaded = tf.saved_model.load(os.path.join({root!r}, "saved"))  # kept: its variables die with it
+out = loaded.serve(tf.constant(x)).numpy()
+diffs["tf_saved_model"] = float(np.abs(out - expected).max())
+print("RESULT", json.dumps({{"diffs": diffs, "onnx_ops": ops}}))
+"""
+
+
+@pytest.mark.parametrize("variant", FAMILIES)
+def test_keras_export_formats_run_in_their_runtimes(variant, tmp_path):
+    out = run_python(_export_all_script(variant, str(tmp_path)))
+    result = json.loads(out.split("RESULT ", 1)[1].splitlines()[0])
+    assert "Erfc" not in result["onnx_ops"], result["onnx_ops"]
+    assert sorted(result["diffs"]) == sorted(FORMATS)
+    for fmt, diff in result["diffs"].items():
+        assert diff < FLOAT_TOLERANCE, (variant, fmt, diff)
