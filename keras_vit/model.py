@@ -196,7 +196,7 @@ class VisionTransformer(keras.Model):
             representation_activation, dtype=dtype, name="head",
         )(x)
         super().__init__(inputs=images, outputs=outputs, dtype=dtype, **kwargs)
-        if dtype is not None:
+        if dtype is not None and not isinstance(dtype, keras.dtype_policies.DTypePolicyMap):
             # A functional Model drops ``dtype``; without it the saved config says float32 and
             # compile() would not add the loss scaling that mixed_float16 needs.
             self.dtype_policy = dtype
@@ -364,7 +364,7 @@ class VisionTransformer(keras.Model):
         return {
             "name": self.name,
             "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            "dtype": keras.dtype_policies.serialize(self._policy_map()),
             "image_size": self.image_size,
             "patch_size": self.patch_size,
             "num_classes": self.num_classes,
@@ -387,6 +387,19 @@ class VisionTransformer(keras.Model):
             "class_names": None if self.class_names is None else list(self.class_names),
             "stem": _plain(self.stem),
         }
+
+    def _policy_map(self):
+        """The model's policy, or after ``model.quantize`` a map from each quantized layer's path to its policy.
+
+        Every layer hands its ``dtype`` to its sublayers, so on reload each Dense finds its quantized
+        policy by path and builds the quantized variables the ``.keras`` file holds (KerasHub does the same).
+        """
+        if isinstance(self.dtype_policy, keras.dtype_policies.DTypePolicyMap):
+            return self.dtype_policy
+        quantized = {layer.path: layer.dtype_policy for layer in self._flatten_layers() if layer.quantization_mode}
+        if not quantized:
+            return self.dtype_policy
+        return keras.dtype_policies.DTypePolicyMap(self.dtype_policy, quantized)
 
     @classmethod
     def from_config(cls, config):
