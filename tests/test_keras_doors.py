@@ -9,6 +9,9 @@ import json
 import pytest
 
 from conftest import run_python
+from test_weights_hub import IMAGENET, TIMM_NAME, TIMM_REPO, go_offline, hub, online, same_weights  # noqa: F401
+
+import keras_vit
 
 # One small variant per registered family: the plain ViT and the hybrid (conv stem).
 FAMILIES = ("vit_test", "vit_hybrid_test")
@@ -108,3 +111,19 @@ def test_keras_quantize_saves_reloads_and_exports(variant, tmp_path):
     int8 = results["int8"]
     assert int8["vs_float"] < INT8_RELATIVE_BOUND * int8["float_range"], int8
     assert int8["onnx"] < FLOAT_TOLERANCE, int8
+
+
+def test_timm_filled_cache_loads_offline_without_the_optional_preprocessor_config(hub, online):
+    # The cache exactly as timm (or `hf download REPO config.json model.safetensors`) leaves it: two files,
+    # no record of preprocessor_config.json either way.
+    import huggingface_hub
+
+    for filename in ("config.json", "model.safetensors"):
+        huggingface_hub.hf_hub_download(TIMM_REPO, filename, endpoint=hub.server.url)
+    cached = huggingface_hub.try_to_load_from_cache(TIMM_REPO, "preprocessor_config.json")
+    assert cached is None  # neither the file nor a "does not exist" marker
+    served = hub.server.requests
+    go_offline(online)
+    model = keras_vit.create_model(TIMM_NAME, pretrained=True)
+    assert same_weights(model, hub.timm) and hub.server.requests == served
+    assert (model.mean, model.std, model.interpolation) == (IMAGENET[0], IMAGENET[1], "bicubic")
