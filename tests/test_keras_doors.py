@@ -9,7 +9,7 @@ import json
 import pytest
 
 from conftest import run_python
-from test_weights_hub import IMAGENET, TIMM_NAME, TIMM_REPO, go_offline, hub, online, same_weights  # noqa: F401
+from test_weights_hub import IMAGENET, StandIn, go_offline, online, random_model, same_weights  # noqa: F401
 
 import keras_vit
 
@@ -113,17 +113,39 @@ def test_keras_quantize_saves_reloads_and_exports(variant, tmp_path):
     assert int8["onnx"] < FLOAT_TOLERANCE, int8
 
 
+# Its own checkpoint and stand-in: the pretrained table is per process, shared with test_weights_hub's names.
+DOORS_NAME, DOORS_REPO = "vit_test.standin_doors", "standin/vit_test.standin_doors"
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    """A stand-in Hub serving one timm-layout repository (config.json, model.safetensors, no preprocessor)."""
+    from keras_vit.preprocessing import Preprocessing
+    from keras_vit.weights import Pretrained, export_timm, register_pretrained
+
+    root = tmp_path_factory.mktemp("doors_standin")
+    server = StandIn()
+    model = random_model(3)
+    export_timm(model, str(root / "timm"), Preprocessing(32, mean=IMAGENET[0], std=IMAGENET[1],
+                                                         interpolation="bicubic"))
+    server.add_repo(DOORS_REPO, root / "timm")
+    if keras_vit.weights.find_pretrained(DOORS_NAME) is None:
+        register_pretrained(Pretrained(DOORS_NAME, "vit_test", 32, 10, "in1k", repo=DOORS_REPO))
+    yield type("Hub", (), {"server": server, "timm": model})
+    server.close()
+
+
 def test_timm_filled_cache_loads_offline_without_the_optional_preprocessor_config(hub, online):
     # The cache exactly as timm (or `hf download REPO config.json model.safetensors`) leaves it: two files,
     # no record of preprocessor_config.json either way.
     import huggingface_hub
 
     for filename in ("config.json", "model.safetensors"):
-        huggingface_hub.hf_hub_download(TIMM_REPO, filename, endpoint=hub.server.url)
-    cached = huggingface_hub.try_to_load_from_cache(TIMM_REPO, "preprocessor_config.json")
+        huggingface_hub.hf_hub_download(DOORS_REPO, filename, endpoint=hub.server.url)
+    cached = huggingface_hub.try_to_load_from_cache(DOORS_REPO, "preprocessor_config.json")
     assert cached is None  # neither the file nor a "does not exist" marker
     served = hub.server.requests
     go_offline(online)
-    model = keras_vit.create_model(TIMM_NAME, pretrained=True)
+    model = keras_vit.create_model(DOORS_NAME, pretrained=True)
     assert same_weights(model, hub.timm) and hub.server.requests == served
     assert (model.mean, model.std, model.interpolation) == (IMAGENET[0], IMAGENET[1], "bicubic")
