@@ -5,7 +5,7 @@ import inspect
 
 import keras
 
-from keras_vit.layers import ClassificationHead, ConvStem, PatchEncoder, Patches, TransformerBlock
+from keras_vit.layers import ClassificationHead, ConvStem, PatchEncoder, Patches, TransformerBlock, export_formulation
 from keras_vit.layers.conv_stem import stem_arguments
 from keras_vit.preprocessing import Preprocessing, check_class_names
 from keras_vit.registration import register
@@ -196,7 +196,7 @@ class VisionTransformer(keras.Model):
             representation_activation, dtype=dtype, name="head",
         )(x)
         super().__init__(inputs=images, outputs=outputs, dtype=dtype, **kwargs)
-        if dtype is not None:
+        if dtype is not None and not isinstance(dtype, keras.dtype_policies.DTypePolicyMap):
             # A functional Model drops ``dtype``; without it the saved config says float32 and
             # compile() would not add the loss scaling that mixed_float16 needs.
             self.dtype_policy = dtype
@@ -315,6 +315,26 @@ class VisionTransformer(keras.Model):
                 variable.assign(source)
         return model
 
+    def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs):
+        """Keras' own ``model.export``, traced in the export formulation (erf GELU, decomposed LayerNorm).
+
+        The training graph's exact GELU lowers to ``Erfc``, which onnxruntime refuses; the export
+        formulation computes the same function with ops every runtime has, so each of Keras' formats
+        (``"tf_saved_model"``, ``"litert"``, ``"onnx"``, ``"openvino"``) loads in its runtime. A model
+        never called yet is called once on zeros, since Keras' ONNX door needs a called model.
+        For quantized, calibrated, verified TFLite files with the contract inside, use
+        ``keras_vit.tflite`` (``keras-vit export``).
+
+        Example:
+            >>> import keras_vit
+            >>> keras_vit.create_model("vit_test").export("/tmp/vit_test.onnx", format="onnx", verbose=False)
+        """
+        with export_formulation():
+            if input_signature is None and not self._called:
+                self(keras.ops.zeros((1,) + tuple(self.input_shape[1:])))
+            return super().export(filepath, format=format, verbose=verbose, input_signature=input_signature,
+                                  **kwargs)
+
     def __call__(self, *args, **kwargs):
         images = args[0] if args else kwargs.get("inputs")
         if hasattr(images, "shape"):
@@ -344,7 +364,7 @@ class VisionTransformer(keras.Model):
         return {
             "name": self.name,
             "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            "dtype": keras.dtype_policies.serialize(self._policy_map()),
             "image_size": self.image_size,
             "patch_size": self.patch_size,
             "num_classes": self.num_classes,
@@ -367,6 +387,19 @@ class VisionTransformer(keras.Model):
             "class_names": None if self.class_names is None else list(self.class_names),
             "stem": _plain(self.stem),
         }
+
+    def _policy_map(self):
+        """The model's policy, or after ``model.quantize`` a map from each quantized layer's path to its policy.
+
+        Every layer hands its ``dtype`` to its sublayers, so on reload each Dense finds its quantized
+        policy by path and builds the quantized variables the ``.keras`` file holds (KerasHub does the same).
+        """
+        if isinstance(self.dtype_policy, keras.dtype_policies.DTypePolicyMap):
+            return self.dtype_policy
+        quantized = {layer.path: layer.dtype_policy for layer in self._flatten_layers() if layer.quantization_mode}
+        if not quantized:
+            return self.dtype_policy
+        return keras.dtype_policies.DTypePolicyMap(self.dtype_policy, quantized)
 
     @classmethod
     def from_config(cls, config):

@@ -30,6 +30,10 @@ class DropPath(keras.layers.Layer):
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
+    def build(self, input_shape):
+        # No weights; marks the layer built, which model.quantize asks of every layer.
+        super().build(input_shape)
+
     def call(self, inputs, training=False):
         if not training or self.rate == 0.0:
             return inputs

@@ -62,7 +62,8 @@ class TransformerBlock(keras.layers.Layer):
             raise ValueError(
                 f"TransformerBlock expects tokens (batch, tokens, hidden_dim); received shape {tuple(input_shape)}."
             )
-        for layer in (self.norm1, self.attention, self.norm2, self.mlp):
+        # Every sublayer, the weightless ones too: model.quantize refuses a model with an unbuilt layer.
+        for layer in (self.norm1, self.attention, self.dropout, self.norm2, self.mlp, self.drop_path):
             layer.build(input_shape)
 
     def call(self, tokens, training=False, return_attention_scores=False):

@@ -125,6 +125,8 @@ def _hub_file(repo_id, filename, revision, token, required=True):
         path = huggingface_hub.hf_hub_download(repo_id, filename, revision=revision, token=token, endpoint=endpoint,
                                cache_dir=cache, local_files_only=offline)
     except hub_errors.LocalEntryNotFoundError:
+        if offline and not required:
+            return None  # an optional file never fetched (timm and `hf download` skip it) is absent offline
         why = "HF_HUB_OFFLINE is set and it is not in the cache" if offline else "the Hub cannot be reached"
         raise DownloadError(f"Cannot load {filename} of {repo_id}: {why}. {_offline_hint(url, cache)}") from None
     except (hub_errors.GatedRepoError, hub_errors.RepositoryNotFoundError, hub_errors.RevisionNotFoundError) as error:
@@ -149,6 +151,11 @@ def fetch_hub(repo_id: str, revision=None, token=None) -> str:
         path = _hub_file(repo_id, filename, revision, token, required=False)
         if path:
             return path
+    if _true(os.environ.get("HF_HUB_OFFLINE")):  # offline, an uncached weights file reads as absent: say why
+        url = huggingface_hub.hf_hub_url(repo_id, WEIGHT_FILES[0], revision=revision,
+                                         endpoint=os.environ.get("HF_ENDPOINT") or None)
+        raise DownloadError(f"Cannot load the weights of {repo_id} ({' or '.join(WEIGHT_FILES)}): HF_HUB_OFFLINE "
+                            f"is set and none is in the cache. {_offline_hint(url, _hub_cache())}")
     raise DownloadError(f"{repo_id} holds none of {WEIGHT_FILES}; it is not a timm or transformers ViT repository.")
 
 
